@@ -1,0 +1,1 @@
+"""Facts → answer text, through one Jinja template per intent."""

@@ -1,0 +1,267 @@
+"""The `cptrules` command: a thin shell over the engine. Exit 1 = bad input or rules, 2 = usage."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from .errors import CptrulesError, RuleFileErrors
+
+log = logging.getLogger("cptrules")
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-01-15") from None
+
+
+def _engine(args: argparse.Namespace, check_data: bool = True) -> Any:
+    from .engine import Engine
+
+    return Engine.load(args.rules, args.data, check_data=check_data)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server.app import create_server
+
+    engine = _engine(args)
+    server, port = create_server(engine, f"{args.host}:{args.port}", args.workers)
+    server.start()
+    snap = engine.snapshot
+    print(f"cptrules serving on {args.host}:{port} (ruleset {snap.ruleset.revision}, "
+          f"{len(snap.codes)} codes, data: {', '.join(snap.data.source_names())})", flush=True)
+    stop = threading.Event()
+
+    def reload(*_: Any) -> None:
+        try:
+            new = engine.reload()
+            log.warning("reloaded ruleset %s", new.ruleset.revision)
+        except CptrulesError as error:
+            log.error("reload refused, still serving %s:\n%s", engine.ruleset.revision, error)
+
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, reload)
+    stop.wait()
+    server.stop(grace=5).wait()
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .data.store import CodeData
+    from .embedded import default_data_dir, default_rules_dir
+    from .ruleset import load_ruleset
+    from .ruleset.check import data_problems, run_rule_tests, test_problems
+
+    root = args.dir or default_rules_dir()
+    ruleset = load_ruleset(root)
+    report = run_rule_tests(ruleset)
+    problems = test_problems(report)
+    phrasebook_failures = _phrasebook_tests(ruleset)
+    data = CodeData.load([default_data_dir(), *(args.data or [])])
+    today = dt.datetime.now(dt.timezone.utc).date()
+    problems += data_problems(ruleset, (data.base_facts(c, today, False, today)[0] for c in data.codes()))
+    if args.json:
+        print(json.dumps({
+            "revision": ruleset.revision, "tests": len(report.outcomes),
+            "failed": [str(p) for p in problems] + phrasebook_failures,
+            "rule_coverage": report.coverage, "untested_rules": report.untested_rules,
+            "fired_by_tests": report.fired_by_tests}, indent=2))
+    else:
+        for problem in problems:
+            print(problem)
+        for failure in phrasebook_failures:
+            print(failure)
+        print(f"{root}: ruleset {ruleset.revision}: {len(ruleset.rules)} rules in "
+              f"{len(ruleset.tables)} tables, {len(ruleset.templates)} templates, "
+              f"{len(ruleset.phrasebook.cues)} phrasings")
+        print(f"rule tests: {len(report.outcomes) - len(report.failed)} passed, "
+              f"{len(report.failed)} failed; rule coverage {report.coverage:.0%}"
+              + (f" (untested: {', '.join(report.untested_rules)})" if report.untested_rules else ""))
+        print(f"checked against {len(data.codes())} codes from {', '.join(data.source_names())}")
+    if not report.outcomes:
+        print("no rule tests found", file=sys.stderr)
+        return 1
+    return 1 if problems or phrasebook_failures else 0
+
+
+def _phrasebook_tests(ruleset: Any) -> list[str]:
+    """The examples written in questions.yaml, checked against the matcher."""
+    from .questions.matcher import interpret
+
+    def is_code(code: str) -> bool:
+        from .evaluate import evaluate_table
+        from .facts import empty_facts
+
+        facts = empty_facts()
+        facts["code"] = code
+        evaluate_table(ruleset.tables[0], facts)
+        return bool(facts["category"])
+
+    failures = []
+    today = dt.datetime.now(dt.timezone.utc).date()
+    for test in ruleset.phrasebook.tests:
+        reading = interpret(test["q"], ruleset.phrasebook, is_code, today)
+        if reading.intent != test["intent"] or list(reading.extraction.codes) != list(test.get("codes", [])):
+            failures.append(f"{ruleset.phrasebook.path}: phrasing test {test['q']!r}: expected "
+                            f"{test['intent']} {test.get('codes', [])}, got {reading.intent} "
+                            f"{list(reading.extraction.codes)}")
+    return failures
+
+
+def cmd_import_pfs(args: argparse.Namespace) -> int:
+    from .data.pfs import import_pfs_csv, write_release
+
+    imported = import_pfs_csv(args.file, args.release, args.qp_conversion_factor)
+    target = write_release(imported, args.data_dir)
+    print(f"imported {imported.key} ({len(imported.payload['rows'])} rows, released "
+          f"{imported.payload['released'] or 'unknown'}, effective {imported.payload['effective']}) "
+          f"→ {target}")
+    return 0
+
+
+def cmd_import_hcpcs(args: argparse.Namespace) -> int:
+    from .data.hcpcs import import_hcpcs, write_hcpcs
+
+    payload = import_hcpcs(args.file, args.key)
+    target = write_hcpcs(payload, args.data_dir)
+    print(f"imported {payload['key']} ({len(payload['codes'])} codes, effective "
+          f"{payload['effective']}) → {target}")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    engine = _engine(args, check_data=False)
+    result = engine.answer(args.question, args.date)
+    print(result.text)
+    if args.explain:
+        print()
+        print(f"outcome: {result.outcome}; intent: {result.intent} (confidence {result.confidence})"
+              + (f"; runner-up: {result.runner_up}" if result.runner_up else ""))
+        print(f"codes: {', '.join(result.codes) or '-'}; malformed: {', '.join(result.malformed) or '-'}; "
+              f"date of service: {result.date_of_service or '-'}")
+        for line in result.matched:
+            print(f"  matched {line}")
+        if result.provenance:
+            _print_trace(result.provenance)
+    return 0
+
+
+def _print_trace(provenance: Any) -> None:
+    print(f"ruleset {provenance.ruleset_revision}; data: "
+          + "; ".join(s.label() for s in provenance.sources))
+    for firing in provenance.fired:
+        rule = firing.rule
+        reads = ", ".join(f"{k}={v!r}" for k, v in firing.inputs.items())
+        sets = ", ".join(f"{k}={v!r}" for k, v in firing.outputs.items())
+        print(f"  {rule.path}:{rule.line} {rule.id}: {sets}  [read {reads}]")
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    engine = _engine(args, check_data=False)
+    report = engine.get_code(args.code, args.date)
+    for key in sorted(report.facts):
+        print(f"{key} = {report.facts[key]!r}")
+    print()
+    _print_trace(report.provenance)
+    return 0
+
+
+def cmd_faq(args: argparse.Namespace) -> int:
+    from .faqpage import faq_document, faq_jsonld, faq_markdown
+
+    engine = _engine(args, check_data=False)
+    report, entries = engine.faq(args.code, args.date)
+    if args.format == "json":
+        print(json.dumps(faq_document(report, entries), indent=2))
+    elif args.format == "jsonld":
+        print(json.dumps(faq_jsonld(entries), indent=2))
+    elif args.format == "markdown":
+        print(faq_markdown(report, entries))
+    else:
+        for entry in entries:
+            print(f"Q: {entry.question}\nA: {entry.text}\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cptrules", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_sources(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--rules", type=Path, help="rules directory (default: the embedded rules)")
+        p.add_argument("--data", type=Path, action="append",
+                       help="extra data directory, loaded after the embedded data (repeatable)")
+
+    p = sub.add_parser("serve", help="serve the gRPC API")
+    with_sources(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=50051)
+    p.add_argument("--workers", type=int, default=8)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("check", help="validate rule files, run their tests, check them on the data")
+    p.add_argument("dir", nargs="?", type=Path)
+    p.add_argument("--data", type=Path, action="append")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("import-pfs", help="import a CMS PPRRVU CSV (without the AMA descriptors)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--data-dir", type=Path, default=Path("cptrules-data"))
+    p.add_argument("--release", help="release key such as RVU26A, when the banner does not say")
+    p.add_argument("--qp-conversion-factor", type=float, default=0.0,
+                   help="the qualifying-APM conversion factor, for 2026+ releases")
+    p.set_defaults(func=cmd_import_pfs)
+
+    p = sub.add_parser("import-hcpcs", help="import a CMS HCPCS Level II quarterly file (xlsx or csv)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--data-dir", type=Path, default=Path("cptrules-data"))
+    p.add_argument("--key", help="file key such as HCPC2025_OCT, when the name does not say")
+    p.set_defaults(func=cmd_import_hcpcs)
+
+    for name, func, helptext in (("explain", cmd_explain, "print a code's facts and rule trace"),
+                                 ("faq", cmd_faq, "print every FAQ entry for a code")):
+        p = sub.add_parser(name, help=helptext)
+        with_sources(p)
+        p.add_argument("code")
+        p.add_argument("--date", type=_date, help="date of service (default: today)")
+        if name == "faq":
+            p.add_argument("--format", choices=["text", "json", "jsonld", "markdown"], default="text")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("ask", help="answer a free-text question")
+    with_sources(p)
+    p.add_argument("question")
+    p.add_argument("--date", type=_date)
+    p.add_argument("--explain", action="store_true", help="show how the question was read")
+    p.set_defaults(func=cmd_ask)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except RuleFileErrors as error:
+        print(str(error), file=sys.stderr)
+        print(f"{len(error.problems)} problem(s)", file=sys.stderr)
+        return 1
+    except CptrulesError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""All loaded code data behind one lookup: which sources know a code, and its base facts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..facts import empty_facts
+from ..provenance import DataSource
+from .catalogue import Catalogue
+from .hcpcs import HcpcsFile
+from .pfs import PfsRelease
+
+
+@dataclass
+class CodeData:
+    """Fee-schedule releases (oldest first), HCPCS files and the curated catalogue."""
+
+    releases: list[PfsRelease] = field(default_factory=list)
+    hcpcs_files: list[HcpcsFile] = field(default_factory=list)
+    catalogue: Catalogue = field(default_factory=lambda: Catalogue(""))
+
+    @classmethod
+    def load(cls, folders: list[Path]) -> CodeData:
+        """Read every data folder; a later folder's release replaces an earlier one of the same key."""
+        releases: dict[str, PfsRelease] = {}
+        hcpcs: dict[str, HcpcsFile] = {}
+        catalogue = Catalogue("")
+        for folder in folders:
+            for path in sorted((folder / "pfs").glob("*.json.gz")):
+                release = PfsRelease.load(path)
+                releases[release.key] = release
+            for path in sorted((folder / "hcpcs").glob("*.json.gz")):
+                file = HcpcsFile.load(path)
+                hcpcs[file.key] = file
+            if (folder / "catalogue.yaml").is_file():
+                loaded = Catalogue.load(folder / "catalogue.yaml")
+                catalogue = Catalogue(loaded.version or catalogue.version,
+                                      {**catalogue.entries, **loaded.entries})
+        return cls(sorted(releases.values(), key=lambda r: (r.effective, r.key)),
+                   sorted(hcpcs.values(), key=lambda h: (h.effective, h.key)), catalogue)
+
+    def release_for(self, dos: dt.date, explicit: bool) -> PfsRelease | None:
+        """The release in force on a date of service.
+
+        A release is in force from its effective date until the next loaded release,
+        and never past the calendar year it prices. Without an explicit date the
+        newest release already in effect answers, as the current data.
+        """
+        candidates = [r for r in self.releases if r.effective <= dos]
+        if not candidates:
+            return None
+        newest = candidates[-1]
+        if explicit and dos.year != newest.year:
+            return None
+        return newest
+
+    def hcpcs_for(self, dos: dt.date) -> HcpcsFile | None:
+        """The newest HCPCS file in effect on the date, or the oldest for earlier dates."""
+        candidates = [h for h in self.hcpcs_files if h.effective <= dos]
+        if candidates:
+            return candidates[-1]
+        return self.hcpcs_files[0] if self.hcpcs_files else None
+
+    def knows(self, code: str) -> bool:
+        """True when any loaded source lists the code."""
+        return (code in self.catalogue.entries
+                or any(code in r.rows or code in r.modifiers for r in self.releases)
+                or any(code in h.rows for h in self.hcpcs_files))
+
+    def codes(self) -> list[str]:
+        """Every code any source lists, sorted."""
+        found: set[str] = set(self.catalogue.entries)
+        for release in self.releases:
+            found.update(release.rows)
+            found.update(release.modifiers)
+        for file in self.hcpcs_files:
+            found.update(file.rows)
+        return sorted(found)
+
+    def source_names(self) -> list[str]:
+        """Short names of the loaded sources, for messages."""
+        names = [f"CMS PFS {r.key}" for r in self.releases]
+        names += [f"CMS HCPCS {h.key}" for h in self.hcpcs_files]
+        if self.catalogue.entries:
+            names.append("the curated catalogue")
+        return names
+
+    def sources(self) -> list[DataSource]:
+        """Every loaded release as a DataSource."""
+        found = [pfs_source(r) for r in self.releases]
+        found += [h.source() for h in self.hcpcs_files]
+        if self.catalogue.entries:
+            found.append(catalogue_source(self.catalogue))
+        return found
+
+    def base_facts(self, code: str, dos: dt.date, explicit: bool, today: dt.date) -> tuple[dict[str, Any], list[DataSource]]:
+        """The base fact record for a code on a date, and the sources it drew on."""
+        facts = empty_facts()
+        facts.update(code=code, date_of_service=dos.isoformat(), today=today.isoformat())
+        used: list[DataSource] = []
+        release = self.release_for(dos, explicit)
+        if release is not None:
+            facts.update(pfs_release=release.key, pfs_release_effective=release.effective.isoformat(),
+                         pfs_covers_date=True, conversion_factor=release.conversion_factor,
+                         qp_conversion_factor=release.qp_conversion_factor)
+            row = release.rows.get(code)
+            facts["modifier_rows"] = list(release.modifiers.get(code, []))
+            if row is not None:
+                facts.update(
+                    on_fee_schedule=True, status_indicator=row["status"],
+                    not_used_for_payment=row["not_used"] == "+", work_rvu=row["work"],
+                    non_facility_pe_rvu=row["nf_pe"], facility_pe_rvu=row["f_pe"], mp_rvu=row["mp"],
+                    non_facility_total_rvu=row["nf_total"], facility_total_rvu=row["f_total"],
+                    non_facility_na=row["nf_na"] == "NA", facility_na=row["f_na"] == "NA",
+                    global_days=row["global"], pctc_indicator=row["pctc"],
+                    conversion_factor=row["cf"] or release.conversion_factor)
+            used.append(pfs_source(release))
+        hcpcs = self.hcpcs_for(dos)
+        if hcpcs is not None and code in hcpcs.rows:
+            facts.update(hcpcs.rows[code].facts(hcpcs.key))
+            used.append(hcpcs.source())
+        entry = self.catalogue.entries.get(code)
+        if entry is not None:
+            facts.update(entry.facts())
+            used.append(catalogue_source(self.catalogue))
+        return facts, used
+
+
+def pfs_source(release: PfsRelease) -> DataSource:
+    return DataSource(release.key, f"CMS Physician Fee Schedule {release.key}",
+                      release.effective.isoformat(), release.released, release.sha256)
+
+
+def catalogue_source(catalogue: Catalogue) -> DataSource:
+    return DataSource(f"catalogue-{catalogue.version}", f"cptrules curated catalogue {catalogue.version}")

@@ -1,0 +1,307 @@
+"""The facade the transports call: holds one ruleset-and-data snapshot, answers from it,
+and swaps in a new snapshot only when it compiles, passes its tests and fits the data."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import limits
+from .answers.templates import render
+from .codes import normalise_code
+from .data.store import CodeData
+from .embedded import default_data_dir, default_rules_dir
+from .errors import (CodeNotFoundError, InvalidInputError, MalformedCodeError,
+                     QuestionTooLongError, RuleFileErrors)
+from .evaluate import Evaluation, evaluate, evaluate_table
+from .facts import empty_facts
+from .provenance import DataSource, Provenance
+from .questions.matcher import NO_INTENT, Interpretation, interpret, normalise_question
+from .ruleset import Ruleset, load_ruleset
+from .ruleset.check import data_problems, run_rule_tests, test_problems
+
+
+def utc_today() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
+@dataclass(frozen=True)
+class CodeReport:
+    """Every fact about one code on one date, with its provenance."""
+
+    code: str
+    facts: dict[str, Any]
+    evaluation: Evaluation
+    provenance: Provenance
+
+
+class Outcome:
+    """What happened to a question (mirrors the proto's AnswerOutcome)."""
+
+    ANSWERED = "ANSWERED"
+    CODE_NOT_FOUND = "CODE_NOT_FOUND"
+    NEED_CODE = "NEED_CODE"
+    MALFORMED_CODE = "MALFORMED_CODE"
+    NOT_UNDERSTOOD = "NOT_UNDERSTOOD"
+
+
+@dataclass(frozen=True)
+class AnswerResult:
+    """An answer with the interpretation behind it."""
+
+    text: str
+    intent: str
+    outcome: str
+    question: str = ""
+    code: str = ""
+    codes: tuple[str, ...] = ()
+    malformed: tuple[str, ...] = ()
+    confidence: float = 0.0
+    runner_up: str = ""
+    matched: tuple[str, ...] = ()
+    provenance: Provenance | None = None
+    date_of_service: str = ""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A ruleset and the data it was checked against; replaced whole, never edited."""
+
+    ruleset: Ruleset
+    data: CodeData
+    rules_dir: Path
+    data_dirs: tuple[Path, ...]
+    codes: tuple[str, ...] = field(default=())
+
+
+def build_snapshot(rules_dir: Path, data_dirs: list[Path], check_data: bool = True,
+                   today: dt.date | None = None) -> Snapshot:
+    """Compile rules, run their tests, load data, and check every rule over every code."""
+    ruleset = load_ruleset(rules_dir)
+    problems = test_problems(run_rule_tests(ruleset))
+    data = CodeData.load(data_dirs)
+    codes = data.codes()
+    if check_data:
+        day = today or utc_today()
+        records = (data.base_facts(c, day, False, day)[0] for c in codes)
+        problems += data_problems(ruleset, records)
+    if problems:
+        raise RuleFileErrors(problems)
+    return Snapshot(ruleset, data, rules_dir, tuple(data_dirs), tuple(codes))
+
+
+class Engine:
+    """Answers GetCode, FAQ and free-text questions from the current snapshot."""
+
+    def __init__(self, snapshot: Snapshot, clock: Callable[[], dt.date] = utc_today) -> None:
+        self._snapshot = snapshot
+        self._lock = threading.Lock()
+        self.clock = clock
+
+    @classmethod
+    def load(cls, rules_dir: Path | None = None, data_dirs: list[Path] | None = None,
+             check_data: bool = True, clock: Callable[[], dt.date] = utc_today) -> Engine:
+        """An engine on the given rules and data; the embedded defaults when not given."""
+        rules = rules_dir or default_rules_dir()
+        dirs = [default_data_dir(), *(data_dirs or [])]
+        return cls(build_snapshot(rules, dirs, check_data, clock()), clock)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    @property
+    def ruleset(self) -> Ruleset:
+        return self._snapshot.ruleset
+
+    def reload(self, rules_dir: Path | None = None, data_dirs: list[Path] | None = None) -> Snapshot:
+        """Build a new snapshot aside and swap it in; on any error the old one keeps serving."""
+        with self._lock:
+            current = self._snapshot
+            snapshot = build_snapshot(rules_dir or current.rules_dir,
+                                      list(data_dirs) if data_dirs is not None else list(current.data_dirs),
+                                      True, self.clock())
+            self._snapshot = snapshot
+            return snapshot
+
+    # -- codes -----------------------------------------------------------------
+
+    def category_of(self, code: str, snapshot: Snapshot | None = None) -> tuple[str, str]:
+        """(category, label) from the category table alone; empty for no known format."""
+        snap = snapshot or self._snapshot
+        facts = empty_facts()
+        facts["code"] = code
+        evaluate_table(snap.ruleset.tables[0], facts)
+        return str(facts.get("category", "")), str(facts.get("category_label", ""))
+
+    def _resolve(self, text: str, snap: Snapshot, field_name: str = "code") -> str:
+        try:
+            code = normalise_code(text)
+        except MalformedCodeError:
+            raise MalformedCodeError(text.strip(), field_name) from None
+        category, label = self.category_of(code, snap)
+        if not category:
+            raise MalformedCodeError(code, field_name)
+        if not snap.data.knows(code):
+            raise CodeNotFoundError(code, label, snap.data.source_names())
+        return code
+
+    def _report(self, code: str, dos: dt.date | None, snap: Snapshot) -> CodeReport:
+        today = self.clock()
+        day = dos or today
+        base, used = snap.data.base_facts(code, day, dos is not None, today)
+        evaluation = evaluate(snap.ruleset, base)
+        provenance = Provenance(evaluation.fired, tuple(used), snap.ruleset.revision, day.isoformat())
+        return CodeReport(code, evaluation.facts, evaluation, provenance)
+
+    def get_code(self, text: str, dos: dt.date | None = None) -> CodeReport:
+        """Facts for one code; MalformedCodeError or CodeNotFoundError for bad input."""
+        snap = self._snapshot
+        return self._report(self._resolve(text, snap), dos, snap)
+
+    def batch_get(self, texts: list[str], dos: dt.date | None = None) -> list[CodeReport]:
+        """Several codes in request order; the whole batch fails on the first bad code."""
+        if not texts:
+            raise InvalidInputError("at least one code is required", "codes")
+        if len(texts) > limits.BATCH_MAX_CODES:
+            raise InvalidInputError(f"at most {limits.BATCH_MAX_CODES} codes per batch", "codes",
+                                    {"count": str(len(texts)), "limit": str(limits.BATCH_MAX_CODES)})
+        snap = self._snapshot
+        resolved = [self._resolve(t, snap, f"codes[{i}]") for i, t in enumerate(texts)]
+        return [self._report(c, dos, snap) for c in resolved]
+
+    def list_codes(self, page_size: int, page_token: str, category: str = "",
+                   dos: dt.date | None = None) -> tuple[list[CodeReport], str, int]:
+        """A page of codes in code order; the token is opaque and bound to the revision."""
+        if page_size < 0:
+            raise InvalidInputError("page_size must not be negative", "page_size")
+        size = min(page_size or limits.PAGE_SIZE_DEFAULT, limits.PAGE_SIZE_MAX)
+        snap = self._snapshot
+        after = _read_token(page_token, snap.ruleset.revision, category) if page_token else ""
+        codes = [c for c in snap.codes if not category or self.category_of(c, snap)[0] == category]
+        start = 0
+        if after:
+            import bisect
+
+            start = bisect.bisect_right(codes, after)
+        page = codes[start:start + size]
+        more = start + size < len(codes)
+        token = _make_token(page[-1], snap.ruleset.revision, category) if more and page else ""
+        return [self._report(c, dos, snap) for c in page], token, len(codes)
+
+    # -- answers ---------------------------------------------------------------
+
+    def render(self, intent: str, report: CodeReport) -> str:
+        """One intent's answer text for a code."""
+        return render(self._snapshot.ruleset.templates[intent], report.facts)
+
+    def faq(self, text: str, dos: dt.date | None = None) -> tuple[CodeReport, list[AnswerResult]]:
+        """Every FAQ entry whose condition holds for the code."""
+        snap = self._snapshot
+        report = self._report(self._resolve(text, snap), dos, snap)
+        entries = []
+        for entry in snap.ruleset.faq:
+            if not entry.applies_when.evaluate(report.facts):
+                continue
+            entries.append(AnswerResult(
+                text=render(snap.ruleset.templates[entry.intent], report.facts),
+                intent=entry.intent, outcome=Outcome.ANSWERED,
+                question=render(entry.question, report.facts), code=report.code,
+                codes=(report.code,), confidence=1.0,
+                matched=(f"{entry.path}:{entry.line} {entry.intent}",),
+                provenance=report.provenance, date_of_service=report.facts["date_of_service"]))
+        return report, entries
+
+    def interpret(self, question: str) -> Interpretation:
+        """How the phrasebook reads a question (for `ask --explain`)."""
+        snap = self._snapshot
+        return interpret(question, snap.ruleset.phrasebook,
+                         lambda c: bool(self.category_of(c, snap)[0]), self.clock())
+
+    def answer(self, question: str, dos: dt.date | None = None) -> AnswerResult:
+        """Answer a free-text question, or say precisely what is missing."""
+        text = normalise_question(question)
+        if len(text) > limits.QUESTION_MAX_CHARS:
+            raise QuestionTooLongError(len(text), limits.QUESTION_MAX_CHARS)
+        snap = self._snapshot
+        book = snap.ruleset.phrasebook
+        reading = interpret(text, book, lambda c: bool(self.category_of(c, snap)[0]), self.clock())
+        found = reading.extraction
+        day = dos or found.date_of_service
+        matched = tuple(f"{book.path}:{cue.line} {cue.intent} {cue.text!r}"
+                        + (f" ~{closeness:.2f}" if closeness < 1 else "")
+                        for cue, closeness in reading.matched)
+        common = dict(question=question, intent=reading.intent, codes=found.codes,
+                      malformed=found.malformed, confidence=reading.confidence,
+                      runner_up=reading.runner_up, matched=matched,
+                      date_of_service=day.isoformat() if day else "")
+        if reading.intent == NO_INTENT:
+            return AnswerResult(text=_help_text(book), outcome=Outcome.NOT_UNDERSTOOD, **common)
+        if not found.codes:
+            if found.malformed:
+                shown = ", ".join(found.malformed)
+                return AnswerResult(
+                    text=f"{shown} is not a valid code format. CPT and HCPCS codes have five "
+                         "characters: five digits (99213), four digits and F, T or U (1036F, 0556T, "
+                         "0001U), or a letter and four digits (G0439). Please check the code and ask again.",
+                    outcome=Outcome.MALFORMED_CODE, **common)
+            example = book.examples.get(reading.intent) or "What is 0556T?"
+            return AnswerResult(
+                text="Which code do you mean? Please include the CPT or HCPCS code in the question, "
+                     f"for example: {example}", outcome=Outcome.NEED_CODE, **common)
+        code = found.codes[0]
+        common["code"] = code
+        if not snap.data.knows(code):
+            _, label = self.category_of(code, snap)
+            return AnswerResult(
+                text=f"{code} has the format of a {label} code, but none of the loaded sources "
+                     f"({', '.join(snap.data.source_names())}) lists it. It may be new, deleted, "
+                     "or mistyped.", outcome=Outcome.CODE_NOT_FOUND, **common)
+        report = self._report(code, day, snap)
+        body = render(snap.ruleset.templates[reading.intent], report.facts)
+        if found.malformed:
+            body += f" (Not a valid code format, so not answered: {', '.join(found.malformed)}.)"
+        common["date_of_service"] = report.facts["date_of_service"]
+        return AnswerResult(text=body, outcome=Outcome.ANSWERED, provenance=report.provenance, **common)
+
+    def sources(self) -> list[DataSource]:
+        return self._snapshot.data.sources()
+
+
+def _help_text(book: Any) -> str:
+    examples = [e for e in book.examples.values() if e][:6]
+    return ("We answer questions about CPT and HCPCS codes: what a code is, its category, "
+            "RVUs and Medicare payment, whether it is permanent, when it sunsets, coverage, "
+            "billing and more. For example: " + " / ".join(examples))
+
+
+def _sign(payload: bytes, revision: str) -> str:
+    key = hashlib.sha256(("cptrules-page-token:" + revision).encode()).digest()
+    return hmac.new(key, payload, hashlib.sha256).hexdigest()[:16]
+
+
+def _make_token(after: str, revision: str, category: str) -> str:
+    payload = json.dumps({"a": after, "c": category}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + _sign(payload, revision)
+
+
+def _read_token(token: str, revision: str, category: str) -> str:
+    bad = InvalidInputError("page_token is invalid or belongs to another ruleset revision "
+                            "or filter; start again without it", "page_token")
+    try:
+        body, signature = token.rsplit(".", 1)
+        payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        data = json.loads(payload)
+    except (ValueError, json.JSONDecodeError):
+        raise bad from None
+    if not hmac.compare_digest(signature, _sign(payload, revision)) or data.get("c") != category:
+        raise bad
+    return str(data["a"])

@@ -1,0 +1,101 @@
+"""Find procedure codes, malformed code-like tokens and dates of service in a question.
+
+Candidates are whole tokens; whether a candidate is a code is decided by the
+category rules (the same ones GetCode uses), so T1015 and 0556T, U0001 and 0001U
+are told apart in one place. ICD-10 codes (M81.0), NPIs, phone numbers, money
+and claim numbers never have a code's shape at a token boundary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# A token: letters and digits, not part of a decimal ("M81.0"), money ("$12345")
+# or a longer identifier. Every quantifier is bounded, so matching is linear.
+_TOKEN = re.compile(r"(?<![\w$.])([A-Za-z0-9]{3,8})(?![\w])(?!\.\d)")
+_CODE_SHAPE = re.compile(r"^(\d{5}|\d{4}[A-Z]|[A-Z]\d{4})$")
+_WITH_MODIFIER = re.compile(r"^(\d{5}|\d{4}[A-Z]|[A-Z]\d{4})([A-Z0-9]{2})$")
+_NEAR_CODE = re.compile(r"^(\d{3}[A-Z]|\d{4}[A-Z]{2,3}|\d{5}[A-Z]{1,3}|[A-Z]\d{3}|[A-Z]\d{5})$")
+_FOUR_DIGITS = re.compile(r"^\d{4}$")
+_MONTHS = {m: i for i, m in enumerate(
+    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
+_ISO = re.compile(r"\b(20\d{2}|19\d{2})-(\d{1,2})-(\d{1,2})\b")
+_US = re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})(?![\d/])")
+_MONTH_DAY_YEAR = re.compile(
+    r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]{0,6}\.?\s{1,3}(\d{1,2})(?:st|nd|rd|th)?,?\s{1,3}(20\d{2})\b", re.I)
+_MONTH_YEAR = re.compile(
+    r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]{0,6}\.?\s{1,3}(20\d{2})\b", re.I)
+_YEAR = re.compile(r"(?<![\d/$.-])(20\d{2})(?![\d/.-])")
+
+
+@dataclass(frozen=True, slots=True)
+class Extraction:
+    """What a question names: codes (normalised, in order), malformed tokens and a date."""
+
+    codes: tuple[str, ...]
+    malformed: tuple[str, ...]
+    date_of_service: dt.date | None
+    date_text: str
+
+
+def extract(text: str, is_code: Callable[[str], bool], prefixes: frozenset[str],
+            modifiers: frozenset[str], today: dt.date) -> Extraction:
+    """Codes, malformed code-like tokens and the date of service a question states."""
+    codes: list[str] = []
+    malformed: list[str] = []
+    words = re.findall(r"[A-Za-z0-9®#]+", text.lower())
+    prefixed = {words[i + 1] for i, w in enumerate(words[:-1]) if w.rstrip("®#") in prefixes}
+    prefixed |= {words[i - 1] for i, w in enumerate(words[1:], start=1) if w in {"code", "codes"}}
+    for match in _TOKEN.finditer(text):
+        raw = match.group(1)
+        token = raw.upper()
+        if _CODE_SHAPE.match(token):
+            (codes if is_code(token) else malformed).append(token)
+            continue
+        joined = _WITH_MODIFIER.match(token)
+        if joined and joined.group(2) in modifiers and is_code(joined.group(1)):
+            codes.append(joined.group(1))
+            continue
+        if _NEAR_CODE.match(token) and any(c.isdigit() for c in token):
+            malformed.append(token)
+        elif _FOUR_DIGITS.match(token) and raw.lower() in prefixed and not token.startswith(("19", "20")):
+            malformed.append(token)
+    dos, date_text = find_date(text, today)
+    return Extraction(tuple(dict.fromkeys(codes)), tuple(dict.fromkeys(malformed)), dos, date_text)
+
+
+def _year_date(year: int, today: dt.date) -> dt.date:
+    """A bare year as a date of service: the latest day of it we can speak about."""
+    if year < today.year:
+        return dt.date(year, 12, 31)
+    if year == today.year:
+        return today
+    return dt.date(year, 1, 1)
+
+
+def find_date(text: str, today: dt.date) -> tuple[dt.date | None, str]:
+    """The first date the question states, most specific form first."""
+    for pattern in (_ISO, _US, _MONTH_DAY_YEAR):
+        for found in pattern.finditer(text):
+            try:
+                if pattern is _ISO:
+                    y, m, d = (int(g) for g in found.groups())
+                elif pattern is _US:
+                    m, d, y = (int(g) for g in found.groups())
+                    y = y + 2000 if y < 100 else y
+                else:
+                    m = _MONTHS[found.group(1).lower()[:3]]
+                    d, y = int(found.group(2)), int(found.group(3))
+                return dt.date(y, m, d), found.group(0)
+            except ValueError:
+                continue
+    found = _MONTH_YEAR.search(text)
+    if found:
+        return dt.date(int(found.group(2)), _MONTHS[found.group(1).lower()[:3]], 1), found.group(0)
+    found = _YEAR.search(text)
+    if found:
+        return _year_date(int(found.group(1)), today), found.group(0)
+    return None, ""

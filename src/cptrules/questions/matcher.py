@@ -1,0 +1,127 @@
+"""Score a question against the phrasebook: intent, codes, date, confidence, and why."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz, process
+
+from .extract import Extraction, extract
+from .phrasebook import Cue, Phrasebook, normalise_words
+
+NO_INTENT = "none"
+_CODEISH = re.compile(r"(?<![\w$.])[A-Za-z0-9]{3,8}(?![\w])(?!\.\d)")
+
+
+@dataclass(frozen=True, slots=True)
+class Interpretation:
+    """How a question was read, with every cue that contributed."""
+
+    intent: str
+    confidence: float
+    runner_up: str
+    scores: dict[str, float]
+    matched: tuple[tuple[Cue, float], ...]
+    extraction: Extraction
+    normalised: str
+
+
+def normalise_question(text: str) -> str:
+    """NFKC, so full-width digits and ligatures read as plain text; controls become spaces."""
+    text = unicodedata.normalize("NFKC", text)
+    return "".join(" " if unicodedata.category(c).startswith("C") else c for c in text).strip()
+
+
+def _words_without_codes(text: str, extraction: Extraction) -> str:
+    found = {c.upper() for c in extraction.codes} | {m.upper() for m in extraction.malformed}
+
+    def blank(match: re.Match[str]) -> str:
+        token = match.group(0).upper()
+        return " " if token in found or token[:5] in found else match.group(0)
+
+    return _CODEISH.sub(blank, text)
+
+
+def _rewrite(words: str, book: Phrasebook) -> str:
+    for pattern, replacement in book.abbreviations:
+        words = pattern.sub(replacement, words)
+    return words
+
+
+def _fuzzy_phrase(phrase: list[str], tokens: list[str], cutoff: float) -> float:
+    """Closeness of a phrase found word by word: short words exactly, long ones within the cutoff."""
+    best = 0.0
+    for start in range(len(tokens) - len(phrase) + 1):
+        closeness = 1.0
+        for want, got in zip(phrase, tokens[start:start + len(phrase)]):
+            if want == got:
+                continue
+            if len(want) < 5:
+                closeness = 0.0
+                break
+            ratio = fuzz.ratio(want, got)
+            if ratio < cutoff:
+                closeness = 0.0
+                break
+            closeness = min(closeness, ratio / 100.0)
+        best = max(best, closeness)
+    return best
+
+
+def score(words: str, book: Phrasebook) -> tuple[dict[str, float], list[tuple[Cue, float]]]:
+    """Sum cue weights per intent; a misspelt cue counts in proportion to its closeness."""
+    padded = f" {words} "
+    tokens = words.split()
+    matched: dict[Cue, float] = {}
+    for cue in book.phrases:
+        if f" {cue.text} " in padded:
+            matched[cue] = 1.0
+        elif len(cue.text) >= 8 and fuzz.partial_ratio(cue.text, words, score_cutoff=book.fuzzy_min_score):
+            closeness = _fuzzy_phrase(cue.text.split(), tokens, book.fuzzy_min_score)
+            if closeness:
+                matched[cue] = closeness
+    vocabulary = list(book.keywords)
+    for token in words.split():
+        token = token.strip(".,;:!?\"'()")
+        if token in book.keywords:
+            hits, closeness = book.keywords[token], 1.0
+        elif len(token) >= 5:
+            best = process.extractOne(token, vocabulary, scorer=fuzz.ratio,
+                                      score_cutoff=book.fuzzy_min_score)
+            if not best:
+                continue
+            hits, closeness = book.keywords[best[0]], best[1] / 100.0
+        else:
+            continue
+        for cue in hits:
+            matched[cue] = max(matched.get(cue, 0.0), closeness)
+    totals: dict[str, float] = {}
+    for cue, closeness in matched.items():
+        totals[cue.intent] = totals.get(cue.intent, 0.0) + cue.weight * closeness
+    return totals, sorted(matched.items(), key=lambda kv: (-kv[0].weight * kv[1], kv[0].line))
+
+
+def interpret(question: str, book: Phrasebook, is_code: Callable[[str], bool],
+              today: dt.date) -> Interpretation:
+    """Read a question: codes and date first, then the intent from the remaining words."""
+    text = normalise_question(question)
+    extraction = extract(text, is_code, book.prefixes, book.modifiers, today)
+    words = _rewrite(normalise_words(_words_without_codes(text, extraction)), book)
+    totals, matched = score(words, book)
+    ranked = sorted(totals.items(), key=lambda kv: (-kv[1], book.intents.index(kv[0])))
+    best, best_score = ranked[0] if ranked else (NO_INTENT, 0.0)
+    second, second_score = ranked[1] if len(ranked) > 1 else ("", 0.0)
+    if best_score < book.min_score:
+        if extraction.codes or extraction.malformed:
+            leftover = [w for w in words.split() if w not in {"cpt", "hcpcs", "code", "the", "a"}]
+            confidence = 0.9 if not leftover else 0.4
+            return Interpretation(book.bare_code_intent, confidence, "", totals, tuple(matched),
+                                  extraction, words)
+        return Interpretation(NO_INTENT, 0.0, "", totals, tuple(matched), extraction, words)
+    confidence = round(best_score / (best_score + second_score) * min(1.0, best_score / 4.0), 3)
+    runner_up = second if second and second_score >= best_score * (1 - book.runner_up_margin) else ""
+    return Interpretation(best, confidence, runner_up, totals, tuple(matched), extraction, words)

@@ -1,0 +1,272 @@
+"""RuleSources → Ruleset, or every problem found, each with file:line.
+
+Stages, as in a compiler: parse YAML, validate each file's shape against its
+schema, type-check every CEL condition against the facts known at that point of
+the table order, check hit policies, compile answer templates and phrasings.
+Nothing is swapped in by this module; it only builds or refuses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..answers.templates import compile_question, compile_templates
+from ..errors import RuleFileErrors, RuleProblem
+from ..facts import BASE_FACTS
+from ..questions.phrasebook import compile_phrasebook
+from . import schema
+from .conditions import ConditionError, Environment
+from .model import FaqEntry, Output, Rule, Ruleset, RuleTest, Table
+from .source import RuleSources, SourceFile, line_of, parse_yaml, read_sources
+
+MANIFEST = "ruleset.yaml"
+_PY_TYPES = {"string": str, "double": (int, float), "bool": bool, "int": int, "list": list}
+
+
+def load_ruleset(root: Path) -> Ruleset:
+    """Read and compile a rules directory; raise RuleFileErrors listing every problem."""
+    if not (root / MANIFEST).is_file():
+        raise RuleFileErrors([RuleProblem(str(root), 0, "NO_MANIFEST",
+                                          f"{MANIFEST} not found in {root}")])
+    return compile_ruleset(read_sources(root))
+
+
+def compile_ruleset(sources: RuleSources) -> Ruleset:
+    """Compile sources; raise RuleFileErrors with all problems, sorted by location."""
+    compiler = _Compiler(sources)
+    ruleset = compiler.run()
+    if compiler.problems or ruleset is None:
+        raise RuleFileErrors(compiler.problems)
+    return ruleset
+
+
+def _plain(value: Any) -> Any:
+    """ruamel's round-trip containers and scalars as plain Python values."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def _fits(value: Any, kind: str) -> bool:
+    if kind in ("double", "int") and isinstance(value, bool):
+        return False
+    if kind == "list":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return isinstance(value, _PY_TYPES[kind])
+
+
+class _Compiler:
+    """Holds the problems found so far; each stage adds to them and goes on."""
+
+    def __init__(self, sources: RuleSources) -> None:
+        self.sources = sources
+        self.problems: list[RuleProblem] = []
+        self.fact_types = {name: spec.type for name, spec in BASE_FACTS.items()}
+        self.rule_ids: dict[str, tuple[str, int]] = {}
+
+    def problem(self, path: str, line: int, kind: str, message: str) -> None:
+        self.problems.append(RuleProblem(path, line, kind, message))
+
+    def document(self, name: str, shape: dict[str, Any]) -> tuple[Any, SourceFile | None]:
+        source = self.sources.files.get(name)
+        if source is None:
+            self.problem(name, 0, "MISSING_FILE", f"{name} is named in {MANIFEST} but does not exist")
+            return None, None
+        doc, problems = parse_yaml(source)
+        self.problems.extend(problems)
+        if doc is None:
+            if not problems:
+                self.problem(name, 1, "EMPTY_FILE", "the file is empty")
+            return None, source
+        found = schema.validate(doc, shape, name)
+        self.problems.extend(found)
+        return (None if found else doc), source
+
+    def run(self) -> Ruleset | None:
+        manifest, _ = self.document(MANIFEST, schema.MANIFEST_SCHEMA)
+        if manifest is None:
+            return None
+        tables = [t for name in manifest["tables"] if (t := self.table(str(name))) is not None]
+        templates, template_problems = compile_templates(
+            self.sources, str(manifest["answers"]), set(self.fact_types))
+        self.problems.extend(template_problems)
+        faq = self.faq(str(manifest["faq"]), set(templates))
+        phrasebook = None
+        questions, qsource = self.document(str(manifest["questions"]), schema.QUESTIONS_SCHEMA)
+        if questions is not None and qsource is not None:
+            phrasebook, problems = compile_phrasebook(_plain(questions), questions, qsource.path,
+                                                      set(templates))
+            self.problems.extend(problems)
+        if self.problems:
+            return None
+        return Ruleset(
+            name=str(manifest["name"]),
+            revision=self.sources.revision(),
+            root=self.sources.root,
+            tables=tuple(tables),
+            faq=tuple(faq),
+            templates=templates,
+            phrasebook=phrasebook,
+            fact_types=dict(self.fact_types),
+            files=tuple(sorted(self.sources.files)),
+        )
+
+    def table(self, name: str) -> Table | None:
+        doc, _ = self.document(name, schema.TABLE_SCHEMA)
+        if doc is None:
+            return None
+        table_name = str(doc["table"])
+        outputs: dict[str, Output] = {}
+        for out_name, spec in doc["outputs"].items():
+            line = line_of(doc, ["outputs", out_name])
+            kind = str(spec["type"])
+            default = _plain(spec["default"])
+            values = tuple(_plain(spec.get("values", [])))
+            if out_name in self.fact_types:
+                self.problem(name, line, "DUPLICATE_FACT",
+                             f"output {out_name!r} is already a fact set elsewhere")
+                continue
+            if not _fits(default, kind):
+                self.problem(name, line, "TYPE", f"default of {out_name!r} is not a {kind}")
+            if doc["hit"] == "collect" and kind != "list":
+                self.problem(name, line, "HIT_POLICY",
+                             f"a collect table appends to lists; {out_name!r} is a {kind}")
+            outputs[str(out_name)] = Output(str(out_name), kind, default, values,
+                                            str(spec.get("doc", "")))
+        env = Environment({**self.fact_types, **{o.name: o.type for o in outputs.values()}})
+        rules = [r for i, raw in enumerate(doc["rules"])
+                 if (r := self.rule(name, table_name, doc, i, raw, outputs, env)) is not None]
+        if doc["hit"] == "first":
+            for earlier, later in zip(rules, rules[1:]):
+                if earlier.when.text.strip() == "true":
+                    self.problem(name, later.line, "UNREACHABLE",
+                                 f"rule {later.id!r} can never fire: {earlier.id!r} "
+                                 f"(line {earlier.line}) always matches first")
+                    break
+        tests = self.tests(name, table_name, doc, outputs, {r.id for r in rules})
+        self.fact_types.update({o.name: o.type for o in outputs.values()})
+        return Table(table_name, name, str(doc["hit"]), outputs, tuple(rules), tuple(tests),
+                     str(doc.get("description", "")))
+
+    def rule(self, path: str, table: str, doc: Any, index: int, raw: Any,
+             outputs: dict[str, Output], env: Environment) -> Rule | None:
+        line = line_of(doc, ["rules", index])
+        rule_id = str(raw["id"])
+        ok = True
+        if rule_id in self.rule_ids:
+            first = self.rule_ids[rule_id]
+            self.problem(path, line, "DUPLICATE_ID",
+                         f"rule id {rule_id!r} is also used at {first[0]}:{first[1]}")
+            ok = False
+        self.rule_ids.setdefault(rule_id, (path, line))
+        when = None
+        try:
+            when = env.compile(str(raw["when"]), "bool")
+        except ConditionError as exc:
+            self.problem(path, line_of(doc, ["rules", index, "when"]), "CEL",
+                         f"rule {rule_id!r}, when: {exc}")
+            ok = False
+        sets = _plain(raw.get("set", {}))
+        for key, value in sets.items():
+            key_line = line_of(doc, ["rules", index, "set", key])
+            out = outputs.get(key)
+            if out is None:
+                self.problem(path, key_line, "UNKNOWN_OUTPUT",
+                             f"rule {rule_id!r} sets {key!r}, which this table does not declare")
+                ok = False
+                continue
+            item_kind = "string" if out.type == "list" else out.type
+            if not _fits(value, item_kind):
+                self.problem(path, key_line, "TYPE",
+                             f"rule {rule_id!r} sets {key!r} to {value!r}, not a {item_kind}")
+                ok = False
+            elif out.values and value not in out.values:
+                self.problem(path, key_line, "VALUE",
+                             f"rule {rule_id!r} sets {key!r} to {value!r}; allowed: "
+                             + ", ".join(map(str, out.values)))
+                ok = False
+        lets = {}
+        for key, text in _plain(raw.get("let", {})).items():
+            key_line = line_of(doc, ["rules", index, "let", key])
+            out = outputs.get(key)
+            if out is None:
+                self.problem(path, key_line, "UNKNOWN_OUTPUT",
+                             f"rule {rule_id!r} computes {key!r}, which this table does not declare")
+                ok = False
+                continue
+            if key in sets:
+                self.problem(path, key_line, "CONFLICT",
+                             f"rule {rule_id!r} both sets and computes {key!r}")
+                ok = False
+            try:
+                lets[key] = env.compile(text, out.type)
+            except ConditionError as exc:
+                self.problem(path, key_line, "CEL", f"rule {rule_id!r}, let {key}: {exc}")
+                ok = False
+        if not ok or when is None:
+            return None
+        return Rule(rule_id, table, path, line, when, sets, lets, str(raw["because"]),
+                    str(raw.get("source", "")))
+
+    def tests(self, path: str, table: str, doc: Any, outputs: dict[str, Output],
+              rule_ids: set[str]) -> list[RuleTest]:
+        known = {**self.fact_types, **{o.name: o.type for o in outputs.values()}}
+        tests = []
+        for index, raw in enumerate(doc.get("tests", []) or []):
+            line = line_of(doc, ["tests", index])
+            plain = _plain(raw)
+            for part in ("given", "expect"):
+                for key, value in plain[part].items():
+                    if key not in known:
+                        self.problem(path, line_of(doc, ["tests", index, part, key]),
+                                     "UNKNOWN_FACT", f"test {plain['name']!r}: {part} names "
+                                     f"unknown fact {key!r}")
+                    elif not _fits(value, known[key]):
+                        self.problem(path, line_of(doc, ["tests", index, part, key]), "TYPE",
+                                     f"test {plain['name']!r}: {key} = {value!r} is not a "
+                                     f"{known[key]}")
+            for rule_id in plain.get("fired", []):
+                if rule_id not in rule_ids:
+                    self.problem(path, line, "UNKNOWN_RULE",
+                                 f"test {plain['name']!r} expects unknown rule {rule_id!r}")
+            fired = plain.get("fired")
+            tests.append(RuleTest(table, path, line, str(plain["name"]), plain["given"],
+                                  plain["expect"], tuple(fired) if fired is not None else None))
+        return tests
+
+    def faq(self, name: str, intents: set[str]) -> list[FaqEntry]:
+        doc, _ = self.document(name, schema.FAQ_SCHEMA)
+        if doc is None:
+            return []
+        env = Environment(self.fact_types)
+        entries = []
+        for index, raw in enumerate(doc["entries"]):
+            line = line_of(doc, ["entries", index])
+            intent = str(raw["intent"])
+            if intent not in intents:
+                self.problem(name, line, "NO_TEMPLATE", f"no answer template for intent {intent!r}")
+                continue
+            try:
+                applies = env.compile(str(raw["applies_when"]), "bool")
+            except ConditionError as exc:
+                self.problem(name, line_of(doc, ["entries", index, "applies_when"]), "CEL",
+                             f"entry {intent!r}, applies_when: {exc}")
+                continue
+            question, problem = compile_question(str(raw["question"]), name, line,
+                                                 set(self.fact_types))
+            if problem is not None:
+                self.problems.append(problem)
+                continue
+            entries.append(FaqEntry(intent, question, str(raw["question"]), applies, name, line))
+        return entries

@@ -1,0 +1,135 @@
+"""CEL conditions: a typed environment per table, compile-time checks, bounded evaluation.
+
+The C++ CEL runtime (cel-expr-python) rejects unknown names and type errors when
+a rule is loaded, has no I/O functions and runs in linear time. It returns
+evaluation errors as values, so `evaluate` checks the result type explicitly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from cel_expr_python import cel
+
+_T = cel.Type
+CEL_TYPES = {
+    "string": _T.STRING,
+    "double": _T.DOUBLE,
+    "bool": _T.BOOL,
+    "int": _T.INT,
+    "list": _T.List(_T.STRING),
+}
+_TYPE_NAMES = {"STRING": "string", "DOUBLE": "double", "BOOL": "bool", "INT": "int"}
+
+
+def _add_years(date: str, years: int) -> str:
+    """ISO date plus whole calendar years; 29 February falls back to the 28th."""
+    day = dt.date.fromisoformat(date)
+    try:
+        return day.replace(year=day.year + years).isoformat()
+    except ValueError:
+        return day.replace(year=day.year + years, day=28).isoformat()
+
+
+def _is_date(text: str) -> bool:
+    """True for an ISO date string."""
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _round_cents(amount: float) -> float:
+    """Round half up to whole cents, as payment amounts are quoted."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    return float(Decimal(repr(amount)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+_FUNCTIONS = [
+    cel.FunctionDecl("round_cents", [cel.Overload(
+        "round_cents_double", return_type=_T.DOUBLE, parameters=[_T.DOUBLE], impl=_round_cents)]),
+    cel.FunctionDecl("add_years", [cel.Overload(
+        "add_years_string_int", return_type=_T.STRING, parameters=[_T.STRING, _T.INT],
+        impl=_add_years)]),
+    cel.FunctionDecl("is_date", [cel.Overload(
+        "is_date_string", return_type=_T.BOOL, parameters=[_T.STRING], impl=_is_date)]),
+]
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_STRING_LIT = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_LOCATION = re.compile(r"<input>:(\d+):(\d+): (.*)")
+
+
+class ConditionError(Exception):
+    """A CEL text that does not compile or does not have the required type."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A compiled CEL expression and the facts it reads."""
+
+    text: str
+    program: Any
+    reads: tuple[str, ...]
+
+    def evaluate(self, facts: dict[str, Any]) -> Any:
+        """Evaluate on a full fact record; raise ValueError on a CEL error value."""
+        value = self.program.eval(data={name: facts[name] for name in self.reads})
+        if value.type() == _T.ERROR:
+            raise ValueError(str(value.value()))
+        return value.value()
+
+
+class Environment:
+    """The facts a table's rules may read, with their types."""
+
+    def __init__(self, fact_types: dict[str, str]) -> None:
+        self.fact_types = dict(fact_types)
+        self._env = cel.NewEnv(
+            variables={name: CEL_TYPES[kind] for name, kind in fact_types.items()},
+            functions=_FUNCTIONS,
+        )
+
+    def compile(self, text: str, want: str) -> Condition:
+        """Compile and type-check; `want` is the fact type the result must have."""
+        try:
+            program = self._env.compile(text)
+        except RuntimeError as exc:
+            raise ConditionError(_clean_message(str(exc))) from None
+        got = _type_name(program.return_type())
+        if want == "double" and got == "int":
+            raise ConditionError(f"gives an int where a double is needed (write 1.0, not 1)")
+        if got != want and got != "dyn":
+            raise ConditionError(f"gives a {got} where a {want} is needed")
+        return Condition(text, program, _reads(text, self.fact_types))
+
+
+def _type_name(cel_type: Any) -> str:
+    name = str(cel_type).rsplit(".", 1)[-1].upper()
+    if name.startswith("LIST"):
+        return "list"
+    return _TYPE_NAMES.get(name, "dyn" if name == "DYN" else name.lower())
+
+
+def _reads(text: str, names: dict[str, str]) -> tuple[str, ...]:
+    """The declared facts a CEL text mentions, ignoring words inside string literals."""
+    bare = _STRING_LIT.sub("''", text)
+    seen: dict[str, None] = {}
+    for match in _IDENT.finditer(bare):
+        if match.group(0) in names:
+            seen.setdefault(match.group(0))
+    return tuple(seen)
+
+
+def _clean_message(raw: str) -> str:
+    """CEL's message without the status prefix; column kept."""
+    for line in raw.splitlines():
+        found = _LOCATION.search(line)
+        if found:
+            return f"column {found.group(2)}: {found.group(3)}"
+    return raw.splitlines()[0] if raw else "invalid expression"

@@ -1,0 +1,85 @@
+"""Read rule files from a directory: the only I/O of the ruleset package.
+
+YAML is parsed with ruamel's round-trip loader so that every mapping and list
+item keeps its line; `line_of` turns a path inside a document into a line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError
+
+from ..errors import RuleProblem
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """One file's text, with its path relative to the rules directory."""
+
+    path: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSources:
+    """Every file of a rules directory, plus where it came from."""
+
+    root: str
+    files: dict[str, SourceFile]
+
+    def revision(self) -> str:
+        """Content hash over every file name and text: the ruleset version."""
+        digest = hashlib.sha256()
+        for name in sorted(self.files):
+            digest.update(name.encode() + b"\0" + self.files[name].text.encode() + b"\0")
+        return "sha256:" + digest.hexdigest()[:16]
+
+
+def read_sources(root: Path) -> RuleSources:
+    """Read every .yaml and .j2 file under root."""
+    files: dict[str, SourceFile] = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.suffix in {".yaml", ".yml", ".j2"}:
+            rel = path.relative_to(root).as_posix()
+            files[rel] = SourceFile(rel, path.read_text(encoding="utf-8"))
+    return RuleSources(str(root), files)
+
+
+def parse_yaml(source: SourceFile) -> tuple[Any, list[RuleProblem]]:
+    """Parse a YAML file keeping positions; a syntax error becomes a located problem."""
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        return yaml.load(source.text), []
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        return None, [RuleProblem(source.path, line, "YAML_SYNTAX", str(exc.problem or exc))]
+    except Exception as exc:  # ruamel raises plain errors for e.g. duplicate keys
+        return None, [RuleProblem(source.path, 1, "YAML_SYNTAX", str(exc).splitlines()[0])]
+
+
+def line_of(document: Any, path: list[Any] | tuple[Any, ...]) -> int:
+    """1-based line of the node at `path`, falling back to its nearest located parent."""
+    line = 1
+    node = document
+    for key in path:
+        lc = getattr(node, "lc", None)
+        if lc is not None:
+            try:
+                if isinstance(key, int):
+                    line = lc.item(key)[0] + 1
+                else:
+                    line = lc.key(key)[0] + 1
+            except (KeyError, IndexError, TypeError, AttributeError):
+                line = (lc.line or 0) + 1
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            break
+    return line

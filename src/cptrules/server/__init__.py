@@ -1,0 +1,1 @@
+"""The gRPC shell around the engine: conversion, status mapping, servicer, server."""

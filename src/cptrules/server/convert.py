@@ -1,0 +1,145 @@
+"""Core values → protobuf messages; the only module that knows both."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from google.type import date_pb2
+
+from ..engine import AnswerResult, CodeReport
+from ..provenance import DataSource, Provenance
+from ..ruleset import Ruleset
+from ..v1 import code_pb2
+
+_RVU = {
+    "national": code_pb2.RVU_AVAILABILITY_NATIONAL,
+    "conditional": code_pb2.RVU_AVAILABILITY_CONDITIONAL,
+    "contractor_priced": code_pb2.RVU_AVAILABILITY_CONTRACTOR_PRICED,
+    "not_used_for_payment": code_pb2.RVU_AVAILABILITY_NOT_USED_FOR_PAYMENT,
+    "none": code_pb2.RVU_AVAILABILITY_NONE,
+    "not_on_fee_schedule": code_pb2.RVU_AVAILABILITY_NOT_ON_FEE_SCHEDULE,
+    "no_release": code_pb2.RVU_AVAILABILITY_NOT_ON_FEE_SCHEDULE,
+}
+
+
+def to_date(iso: str) -> date_pb2.Date | None:
+    if not iso:
+        return None
+    day = dt.date.fromisoformat(iso)
+    return date_pb2.Date(year=day.year, month=day.month, day=day.day)
+
+
+def from_date(message: Any, has: bool) -> dt.date | None:
+    """A google.type.Date field as a date; None when unset. Raises ValueError when invalid."""
+    if not has:
+        return None
+    return dt.date(message.year, message.month, message.day)
+
+
+def category_enum(name: str) -> int:
+    return code_pb2.CodeCategory.Value(f"CODE_CATEGORY_{name}") if name else 0
+
+
+def category_name(value: int) -> str:
+    return code_pb2.CodeCategory.Name(value).removeprefix("CODE_CATEGORY_") if value else ""
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def data_release(source: DataSource) -> code_pb2.DataRelease:
+    message = code_pb2.DataRelease(key=source.key, title=source.title, sha256=source.sha256)
+    if source.effective:
+        message.effective_date.CopyFrom(to_date(source.effective))
+    if source.released:
+        message.released_date.CopyFrom(to_date(source.released))
+    return message
+
+
+def provenance(prov: Provenance) -> code_pb2.Provenance:
+    message = code_pb2.Provenance(ruleset_version=prov.ruleset_revision)
+    for firing in prov.fired:
+        rule = firing.rule
+        message.fired_rules.append(code_pb2.FiredRule(
+            rule_id=rule.id, table=rule.table, file=rule.path, line=rule.line,
+            inputs={k: _text(v) for k, v in firing.inputs.items()},
+            outputs={k: _text(v) for k, v in firing.outputs.items()}))
+    message.data_releases.extend(data_release(s) for s in prov.sources)
+    if prov.date_of_service:
+        message.date_of_service.CopyFrom(to_date(prov.date_of_service))
+    return message
+
+
+def code(report: CodeReport) -> code_pb2.Code:
+    f = report.facts
+    message = code_pb2.Code(
+        code=report.code, category=category_enum(f["category"]), descriptor=f["descriptor"],
+        plain_language=f["plain_language"], synonyms=f["synonyms"],
+        clinical_context=f["clinical_context"], specialties=f["specialties"], curated=f["curated"])
+    if not message.descriptor and f["hcpcs_long_description"]:
+        message.descriptor = f["hcpcs_long_description"]
+    message.fee_schedule.CopyFrom(code_pb2.FeeSchedule(
+        on_fee_schedule=f["on_fee_schedule"], release=f["pfs_release"],
+        status_indicator=f["status_indicator"], status_meaning=f["status_meaning"],
+        rvu_availability=_RVU.get(f["rvu_availability"], 0),
+        rvus_used_for_payment=f["rvus_used_for_payment"], work_rvu=f["work_rvu"],
+        non_facility_pe_rvu=f["non_facility_pe_rvu"], facility_pe_rvu=f["facility_pe_rvu"],
+        mp_rvu=f["mp_rvu"], non_facility_total_rvu=f["non_facility_total_rvu"],
+        facility_total_rvu=f["facility_total_rvu"], non_facility_not_applicable=f["non_facility_na"],
+        facility_not_applicable=f["facility_na"], global_days=f["global_days"],
+        global_days_meaning=f["global_days_meaning"], pctc_indicator=f["pctc_indicator"],
+        conversion_factor=f["conversion_factor"], non_facility_payment=f["non_facility_payment"],
+        facility_payment=f["facility_payment"], has_national_payment=f["has_national_payment"],
+        modifiers=f["modifier_rows"]))
+    life = code_pb2.Lifecycle(
+        permanent=f["permanent"], policy=f["lifecycle_policy"], sunset_basis=f["sunset_basis"],
+        replaced_by=f["replaced_by"], sources=f["lifecycle_sources"], status=f["code_status"])
+    for field, key in (("published_date", "published_date"), ("effective_date", "effective_date"),
+                       ("extended_date", "extended_date"), ("sunset_date", "sunset_date"),
+                       ("replaced_from", "replaced_from")):
+        if f[key]:
+            getattr(life, field).CopyFrom(to_date(f[key]))
+    message.lifecycle.CopyFrom(life)
+    rule_notes = [firing for firing in report.evaluation.fired if firing.rule.table == "coverage"]
+    for firing in rule_notes:
+        for note in firing.outputs.values():
+            message.coverage_notes.append(code_pb2.CoverageNote(
+                text=str(note), source=firing.rule.source or f"{firing.rule.path}:{firing.rule.line}",
+                rule_id=firing.rule.id))
+    for note in f["curated_coverage_notes"]:
+        message.coverage_notes.append(code_pb2.CoverageNote(text=note, source="curated catalogue"))
+    message.provenance.CopyFrom(provenance(report.provenance))
+    message.date_of_service.CopyFrom(to_date(f["date_of_service"]))
+    return message
+
+
+_OUTCOMES = {name: code_pb2.AnswerOutcome.Value(f"ANSWER_OUTCOME_{name}")
+             for name in ("ANSWERED", "CODE_NOT_FOUND", "NEED_CODE", "MALFORMED_CODE", "NOT_UNDERSTOOD")}
+
+
+def answer(result: AnswerResult) -> code_pb2.Answer:
+    message = code_pb2.Answer(
+        text=result.text, intent=result.intent, code=result.code, outcome=_OUTCOMES[result.outcome],
+        confidence=result.confidence, codes=result.codes, runner_up_intent=result.runner_up,
+        malformed_codes=result.malformed, matched_phrasings=result.matched, question=result.question)
+    if result.provenance is not None:
+        message.provenance.CopyFrom(provenance(result.provenance))
+    elif result.date_of_service:
+        message.provenance.date_of_service.CopyFrom(to_date(result.date_of_service))
+    return message
+
+
+def ruleset(rules: Ruleset, sources: list[DataSource], code_count: int) -> code_pb2.Ruleset:
+    message = code_pb2.Ruleset(
+        revision=rules.revision, rule_files=list(rules.files), rule_count=len(rules.rules),
+        code_count=code_count, template_count=len(rules.templates),
+        phrasing_count=len(rules.phrasebook.cues), rules_source=rules.root)
+    message.load_time.FromDatetime(rules.loaded_at)
+    message.data_releases.extend(data_release(s) for s in sources)
+    return message

@@ -1,0 +1,41 @@
+"""Helpers shared by tests and benchmarks: a real server on a free loopback port."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+
+from .engine import Engine
+from .server.app import create_server
+from .v1 import code_rules_service_pb2_grpc
+
+
+@contextlib.contextmanager
+def running_server(engine: Engine) -> Iterator[tuple[str, int]]:
+    """Start the real gRPC server on 127.0.0.1 with an OS-chosen port; stop it afterwards."""
+    server, port = create_server(engine, "127.0.0.1:0")
+    server.start()
+    try:
+        yield "127.0.0.1", port
+    finally:
+        server.stop(grace=None)
+
+
+@contextlib.contextmanager
+def client(port: int) -> Iterator[code_rules_service_pb2_grpc.CodeRulesServiceStub]:
+    """A stub on a fresh channel to a loopback port."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        grpc.channel_ready_future(channel).result(timeout=10)
+        yield code_rules_service_pb2_grpc.CodeRulesServiceStub(channel)
+
+
+def shared_dir() -> Path | None:
+    """The shared reference folder beside a source checkout, when there is one."""
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent.parent / "shared" / "data" / "cms"
+        if candidate.is_dir():
+            return candidate.parent.parent
+    return None

@@ -1,0 +1,73 @@
+"""Fixtures: one engine on the embedded defaults, one real server, a stub and the CMS files."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import grpc
+import pytest
+
+from cptrules.engine import Engine
+from cptrules.testing import running_server, shared_dir
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    """The engine on the embedded rules and data, with the full data check."""
+    return Engine.load()
+
+
+@pytest.fixture(scope="session")
+def server_port(engine: Engine):
+    """A real server on a free loopback port, for the whole session."""
+    with running_server(engine) as (_, port):
+        yield port
+
+
+@pytest.fixture(scope="session")
+def channel(server_port: int):
+    """A channel to the session's server."""
+    with grpc.insecure_channel(f"127.0.0.1:{server_port}") as chan:
+        grpc.channel_ready_future(chan).result(timeout=10)
+        yield chan
+
+
+@pytest.fixture(scope="session")
+def stub(channel):
+    """CodeRulesService stub."""
+    from cptrules.v1 import code_rules_service_pb2_grpc
+
+    return code_rules_service_pb2_grpc.CodeRulesServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+def cms_dir() -> Path:
+    """The real CMS files beside the checkout (present in CI)."""
+    shared = shared_dir()
+    if shared is None:
+        pytest.skip("the shared CMS files are not beside this checkout")
+    return shared / "data" / "cms"
+
+
+@pytest.fixture(scope="session")
+def rules_dir() -> Path:
+    """The rules folder as analysts edit it."""
+    return REPO / "rules"
+
+
+@pytest.fixture
+def rules_copy(tmp_path: Path, rules_dir: Path) -> Path:
+    """A writable copy of the default rules, to break on purpose."""
+    import shutil
+
+    target = tmp_path / "rules"
+    shutil.copytree(rules_dir, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def fixed_today() -> dt.date:
+    return dt.date(2026, 11, 27)

@@ -1,0 +1,173 @@
+"""The real server on a loopback port, called over gRPC."""
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from google.type import date_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_status import rpc_status
+
+from cptrules.v1 import code_pb2, code_rules_service_pb2 as svc
+
+pytestmark = pytest.mark.integration
+
+
+def details(error):
+    status = rpc_status.from_call(error)
+    found = {}
+    for detail in status.details:
+        for kind in (error_details_pb2.ErrorInfo, error_details_pb2.BadRequest,
+                     error_details_pb2.ResourceInfo):
+            if detail.Is(kind.DESCRIPTOR):
+                message = kind()
+                detail.Unpack(message)
+                found[kind.__name__] = message
+    return found
+
+
+def test_health_is_serving(channel):
+    health = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "cptrules.v1.CodeRulesService"):
+        reply = health.Check(health_pb2.HealthCheckRequest(service=service))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_reflection_lists_the_service(channel):
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    replies = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    names = {s.name for r in replies for s in r.list_services_response.service}
+    assert "cptrules.v1.CodeRulesService" in names and "grpc.health.v1.Health" in names
+
+
+def test_0556T(stub):
+    code = stub.GetCode(svc.GetCodeRequest(code="0556t"))
+    assert code.code == "0556T"
+    assert code.category == code_pb2.CODE_CATEGORY_CATEGORY_III
+    fee = code.fee_schedule
+    assert fee.status_indicator == "C" and fee.release == "RVU25D"
+    assert fee.rvu_availability == code_pb2.RVU_AVAILABILITY_CONTRACTOR_PRICED
+    assert fee.work_rvu == 0 and not fee.has_national_payment
+    assert not code.lifecycle.permanent
+    fired = {(r.rule_id, r.file) for r in code.provenance.fired_rules}
+    assert ("category-iii-format", "category.yaml") in fired
+    assert ("contractor-priced", "fee_schedule.yaml") in fired
+    assert all(r.line > 0 for r in code.provenance.fired_rules)
+    assert "RVU25D" in {d.key for d in code.provenance.data_releases}
+    assert code.provenance.ruleset_version.startswith("sha256:")
+    assert code.descriptor and code.curated
+
+
+def test_99213(stub):
+    code = stub.GetCode(svc.GetCodeRequest(code="99213"))
+    assert code.category == code_pb2.CODE_CATEGORY_CATEGORY_I
+    fee = code.fee_schedule
+    assert (fee.work_rvu, fee.non_facility_total_rvu, fee.facility_total_rvu) == (1.30, 2.75, 1.97)
+    assert fee.conversion_factor == 32.3465
+    assert (fee.non_facility_payment, fee.facility_payment) == (88.95, 63.72)
+    assert fee.rvu_availability == code_pb2.RVU_AVAILABILITY_NATIONAL
+
+
+def test_0446T_has_national_rvus(stub):
+    code = stub.GetCode(svc.GetCodeRequest(code="0446T"))
+    assert code.category == code_pb2.CODE_CATEGORY_CATEGORY_III
+    assert code.fee_schedule.rvu_availability == code_pb2.RVU_AVAILABILITY_NATIONAL
+    assert code.fee_schedule.work_rvu == 1.14
+
+
+def test_faq_0556T(stub):
+    faq = stub.GetFaq(svc.GetFaqRequest(code="0556T"))
+    intents = {e.intent for e in faq.entries}
+    assert {"what_is", "is_permanent", "when_used", "rvu", "sunset", "coverage"} <= intents
+    by_intent = {e.intent: e for e in faq.entries}
+    assert by_intent["is_permanent"].question == "Is 0556T a permanent CPT code?"
+    assert "contractor" in by_intent["rvu"].text.lower()
+    assert all(e.text.strip() for e in faq.entries)
+
+
+def test_answer_is_permanent(stub):
+    answer = stub.AnswerQuestion(svc.AnswerQuestionRequest(question="Is 0556T a permanent CPT code?"))
+    assert answer.intent == "is_permanent" and answer.code == "0556T"
+    assert answer.outcome == code_pb2.ANSWER_OUTCOME_ANSWERED
+    text = answer.text.lower()
+    assert "temporary" in text and "category iii" in text
+    assert "converted" in text and "category i " in text and "archive" in text
+    assert answer.provenance.fired_rules
+
+
+@pytest.mark.parametrize("question, outcome", [
+    ("what is cpt 0556t", code_pb2.ANSWER_OUTCOME_ANSWERED),
+    ("is it permanent?", code_pb2.ANSWER_OUTCOME_NEED_CODE),
+    ("what is 0999U", code_pb2.ANSWER_OUTCOME_CODE_NOT_FOUND),
+    ("is 055T a real code", code_pb2.ANSWER_OUTCOME_MALFORMED_CODE),
+    ("what's the weather", code_pb2.ANSWER_OUTCOME_NOT_UNDERSTOOD),
+    ("", code_pb2.ANSWER_OUTCOME_NOT_UNDERSTOOD),
+])
+def test_answer_outcomes(stub, question, outcome):
+    answer = stub.AnswerQuestion(svc.AnswerQuestionRequest(question=question))
+    assert answer.outcome == outcome
+    assert answer.text
+
+
+def test_malformed_code_is_invalid_argument(stub):
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GetCode(svc.GetCodeRequest(code="055T"))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    found = details(caught.value)
+    assert found["ErrorInfo"].reason == "MALFORMED_CODE"
+    assert found["BadRequest"].field_violations[0].field == "code"
+
+
+def test_well_formed_unknown_code_is_not_found(stub):
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GetCode(svc.GetCodeRequest(code="0999U"))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert details(caught.value)["ErrorInfo"].reason == "CODE_NOT_FOUND"
+
+
+def test_long_question_is_invalid_argument(stub):
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.AnswerQuestion(svc.AnswerQuestionRequest(question="is 0556T permanent " * 200))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert details(caught.value)["ErrorInfo"].reason == "QUESTION_TOO_LONG"
+
+
+def test_bad_date_is_invalid_argument(stub):
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GetCode(svc.GetCodeRequest(code="99213", date_of_service=date_pb2.Date(year=2025, month=2, day=30)))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_batch_keeps_order_and_is_bounded(stub):
+    reply = stub.BatchGetCodes(svc.BatchGetCodesRequest(codes=["G0439", "0556T", "99213"]))
+    assert [c.code for c in reply.codes] == ["G0439", "0556T", "99213"]
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.BatchGetCodes(svc.BatchGetCodesRequest(codes=["99213"] * 101))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.BatchGetCodes(svc.BatchGetCodesRequest(codes=["99213", "bogus"]))
+    assert details(caught.value)["BadRequest"].field_violations[0].field == "codes[1]"
+
+
+def test_list_codes_pages(stub):
+    first = stub.ListCodes(svc.ListCodesRequest(page_size=3, category=code_pb2.CODE_CATEGORY_CATEGORY_III))
+    assert len(first.codes) == 3 and first.next_page_token
+    assert all(c.category == code_pb2.CODE_CATEGORY_CATEGORY_III for c in first.codes)
+    second = stub.ListCodes(svc.ListCodesRequest(page_size=3, page_token=first.next_page_token,
+                                                 category=code_pb2.CODE_CATEGORY_CATEGORY_III))
+    assert second.codes[0].code > first.codes[-1].code
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ListCodes(svc.ListCodesRequest(page_size=3, page_token=first.next_page_token[:-2] + "zz",
+                                            category=code_pb2.CODE_CATEGORY_CATEGORY_III))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ListCodes(svc.ListCodesRequest(page_size=-1))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_get_ruleset(stub):
+    ruleset = stub.GetRuleset(svc.GetRulesetRequest())
+    assert ruleset.revision.startswith("sha256:") and ruleset.rule_count > 40
+    assert "category.yaml" in ruleset.rule_files
+    assert {"RVU25D", "HCPC2025_OCT"} <= {d.key for d in ruleset.data_releases}
+    assert ruleset.code_count > 19000 and ruleset.load_time.seconds > 0
