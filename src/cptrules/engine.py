@@ -244,7 +244,11 @@ class Engine:
                       runner_up=reading.runner_up, matched=matched,
                       date_of_service=day.isoformat() if day else "")
         if reading.intent == NO_INTENT:
-            return AnswerResult(text=_help_text(book), outcome=Outcome.NOT_UNDERSTOOD, **common)
+            text = _help_text(book)
+            if found.diagnosis_codes:
+                text = (f"{', '.join(found.diagnosis_codes)} looks like an ICD-10-CM diagnosis code; "
+                        "this service answers about procedure codes (CPT and HCPCS). " + text)
+            return AnswerResult(text=text, outcome=Outcome.NOT_UNDERSTOOD, **common)
         if not found.codes:
             if found.malformed:
                 shown = ", ".join(found.malformed)

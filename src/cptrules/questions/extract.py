@@ -20,6 +20,8 @@ _CODE_SHAPE = re.compile(r"^(\d{5}|\d{4}[A-Z]|[A-Z]\d{4})$")
 _WITH_MODIFIER = re.compile(r"^(\d{5}|\d{4}[A-Z]|[A-Z]\d{4})([A-Z0-9]{2})$")
 _NEAR_CODE = re.compile(r"^(\d{3}[A-Z]|\d{4}[A-Z]{2,3}|\d{5}[A-Z]{1,3}|[A-Z]\d{3}|[A-Z]\d{5})$")
 _FOUR_DIGITS = re.compile(r"^\d{4}$")
+# ICD-10-CM diagnosis codes with their dot (M81.0, E11.9, Z00.00): named, never taken for procedures.
+_ICD10 = re.compile(r"(?<![\w.])([A-TV-Z]\d[0-9A-Z]\.[0-9A-Z]{1,4})(?![\w.])", re.I)
 _MONTHS = {m: i for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
 _ISO = re.compile(r"\b(20\d{2}|19\d{2})-(\d{1,2})-(\d{1,2})\b")
@@ -39,6 +41,7 @@ class Extraction:
     malformed: tuple[str, ...]
     date_of_service: dt.date | None
     date_text: str
+    diagnosis_codes: tuple[str, ...] = ()
 
 
 def extract(text: str, is_code: Callable[[str], bool], prefixes: frozenset[str],
@@ -61,10 +64,20 @@ def extract(text: str, is_code: Callable[[str], bool], prefixes: frozenset[str],
             continue
         if _NEAR_CODE.match(token) and any(c.isdigit() for c in token):
             malformed.append(token)
-        elif _FOUR_DIGITS.match(token) and raw.lower() in prefixed and not token.startswith(("19", "20")):
+        elif _FOUR_DIGITS.match(token) and not token.startswith(("19", "20")) and (
+                raw.lower() in prefixed or _standalone(text, match.start(1), match.end(1))):
             malformed.append(token)
     dos, date_text = find_date(text, today)
-    return Extraction(tuple(dict.fromkeys(codes)), tuple(dict.fromkeys(malformed)), dos, date_text)
+    diagnoses = tuple(dict.fromkeys(m.group(1).upper() for m in _ICD10.finditer(text)))
+    return Extraction(tuple(dict.fromkeys(codes)), tuple(dict.fromkeys(malformed)), dos, date_text,
+                      diagnoses)
+
+
+def _standalone(text: str, start: int, end: int) -> bool:
+    """A number set off by spaces or sentence punctuation, not part of a phone, date or amount."""
+    before = text[start - 1] if start else " "
+    after = text[end] if end < len(text) else " "
+    return before in " \t(\"'" and after in " \t?!.)\"'"
 
 
 def _year_date(year: int, today: dt.date) -> dt.date:

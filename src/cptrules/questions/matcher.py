@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import JaroWinkler
 
 from .extract import Extraction, extract
 from .phrasebook import Cue, Phrasebook, normalise_words
@@ -92,9 +93,17 @@ def score(words: str, book: Phrasebook) -> tuple[dict[str, float], list[tuple[Cu
         elif len(token) >= 5:
             best = process.extractOne(token, vocabulary, scorer=fuzz.ratio,
                                       score_cutoff=book.fuzzy_min_score)
-            if not best:
+            if best:
+                hits, closeness = book.keywords[best[0]], best[1] / 100.0
+            elif len(token) >= 7:
+                # Swapped vowels ("permenant") defeat edit ratios; Jaro-Winkler keeps them close.
+                best = process.extractOne(token, vocabulary, scorer=JaroWinkler.normalized_similarity,
+                                          score_cutoff=0.95)
+                if not best:
+                    continue
+                hits, closeness = book.keywords[best[0]], float(best[1])
+            else:
                 continue
-            hits, closeness = book.keywords[best[0]], best[1] / 100.0
         else:
             continue
         for cue in hits:
@@ -113,8 +122,17 @@ def interpret(question: str, book: Phrasebook, is_code: Callable[[str], bool],
     words = _rewrite(normalise_words(_words_without_codes(text, extraction)), book)
     totals, matched = score(words, book)
     ranked = sorted(totals.items(), key=lambda kv: (-kv[1], book.intents.index(kv[0])))
+    has_code = bool(extraction.codes or extraction.malformed)
+    if not has_code:
+        # An intent that only makes sense about a code ("what is a deductible") is no intent.
+        ranked = [(NO_INTENT, s) if i in book.needs_code else (i, s) for i, s in ranked]
+    elif ranked and ranked[0][0] == NO_INTENT:
+        # Out-of-scope cues do not override a question about a real code.
+        ranked = ranked[1:]
     best, best_score = ranked[0] if ranked else (NO_INTENT, 0.0)
     second, second_score = ranked[1] if len(ranked) > 1 else ("", 0.0)
+    if (best == NO_INTENT or extraction.diagnosis_codes) and not has_code:
+        return Interpretation(NO_INTENT, 0.0, "", totals, tuple(matched), extraction, words)
     if best_score < book.min_score:
         if extraction.codes or extraction.malformed:
             leftover = [w for w in words.split() if w not in {"cpt", "hcpcs", "code", "the", "a"}]

@@ -39,6 +39,7 @@ class Phrasebook:
     min_score: float
     tests: tuple[dict[str, Any], ...]
     examples: dict[str, str]
+    needs_code: frozenset[str]
 
 
 def normalise_words(text: str) -> str:
@@ -55,7 +56,7 @@ def compile_phrasebook(doc: dict[str, Any], located: Any, path: str,
     examples = {}
     for intent, spec in doc["intents"].items():
         line = line_of(located, ["intents", intent])
-        if intent not in templates:
+        if intent not in templates and intent != "none":
             problems.append(RuleProblem(path, line, "NO_TEMPLATE",
                                         f"intent {intent!r} has no answer template"))
         if spec.get("bare_code"):
@@ -101,5 +102,6 @@ def compile_phrasebook(doc: dict[str, Any], located: Any, path: str,
         min_score=float(doc.get("min_score", 1.0)),
         tests=tuple(doc.get("tests") or ()),
         examples=examples,
+        needs_code=frozenset(i for i, spec in doc["intents"].items() if spec.get("needs_code")),
     )
     return (None if problems else book), problems

@@ -136,6 +136,7 @@ QUESTIONS_SCHEMA: dict[str, Any] = {
                     "phrases": _WEIGHTED,
                     "keywords": _WEIGHTED,
                     "bare_code": {"type": "boolean"},
+                    "needs_code": {"type": "boolean"},
                     "example": {"type": "string"},
                 },
             },
