@@ -194,6 +194,31 @@ def cmd_faq(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from .diff import diff_releases, diff_rulesets
+    from .engine import Engine, build_snapshot
+
+    engine = _engine(args, check_data=False)
+    old, new = args.old, args.new
+    if Path(old).is_dir() and Path(new).is_dir():
+        day = args.date or dt.datetime.now(dt.timezone.utc).date()
+        dirs = list(engine.snapshot.data_dirs)
+        before = build_snapshot(Path(old), dirs, check_data=False)
+        after = build_snapshot(Path(new), dirs, check_data=False)
+        codes = args.codes or list(before.codes)
+        report = diff_rulesets(engine, before, after, codes, day)
+    else:
+        releases = {r.key: r for r in engine.snapshot.data.releases}
+        missing = [k for k in (old, new) if k not in releases]
+        if missing:
+            print(f"error: release(s) {', '.join(missing)} not loaded; loaded: "
+                  f"{', '.join(releases) or 'none'}", file=sys.stderr)
+            return 1
+        report = diff_releases(engine, releases[old], releases[new], args.threshold)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report.as_text())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cptrules", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -239,6 +264,16 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "faq":
             p.add_argument("--format", choices=["text", "json", "jsonld", "markdown"], default="text")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("diff", help="compare two releases (keys) or two rules directories")
+    with_sources(p)
+    p.add_argument("old")
+    p.add_argument("new")
+    p.add_argument("--threshold", type=float, default=0.0, help="ignore RVU moves up to this size")
+    p.add_argument("--codes", nargs="*", help="codes to compare (ruleset diff; default: all)")
+    p.add_argument("--date", type=_date, help="date of service for a ruleset diff")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser("ask", help="answer a free-text question")
     with_sources(p)

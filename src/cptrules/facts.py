@@ -40,6 +40,7 @@ BASE_FACTS: dict[str, FactSpec] = {
     "code": _s("The normalised code, e.g. 0556T."),
     "date_of_service": _s("ISO date the question is about."),
     "today": _s("ISO date the service is answering on."),
+    "date_of_service_given": _b("The caller stated the date of service (else: today, newest data)."),
     # Fee schedule (CMS PFS RVU file), global row of the release in force.
     "on_fee_schedule": _b("The code has a global row in the fee-schedule release in force."),
     "pfs_release": _s("Release key of the fee-schedule file, e.g. RVU25D; empty when none covers the date."),

@@ -23,6 +23,11 @@ def _money(value: float) -> str:
     return f"${value:,.2f}"
 
 
+def _factor(value: float) -> str:
+    """A conversion factor as CMS prints it: $32.3465."""
+    return f"${value:,.4f}"
+
+
 def _longdate(iso: str) -> str:
     """ISO date as "July 1, 2019"."""
     day = dt.date.fromisoformat(iso)
@@ -47,7 +52,7 @@ def make_environment() -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(
         undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True,
         keep_trailing_newline=False)
-    env.filters.update(rvu=_rvu, money=_money, longdate=_longdate, join_and=_join_and,
+    env.filters.update(rvu=_rvu, money=_money, factor=_factor, longdate=_longdate, join_and=_join_and,
                        sentence=_sentence)
     return env
 

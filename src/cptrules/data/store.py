@@ -99,7 +99,8 @@ class CodeData:
     def base_facts(self, code: str, dos: dt.date, explicit: bool, today: dt.date) -> tuple[dict[str, Any], list[DataSource]]:
         """The base fact record for a code on a date, and the sources it drew on."""
         facts = empty_facts()
-        facts.update(code=code, date_of_service=dos.isoformat(), today=today.isoformat())
+        facts.update(code=code, date_of_service=dos.isoformat(), today=today.isoformat(),
+                     date_of_service_given=explicit)
         used: list[DataSource] = []
         release = self.release_for(dos, explicit)
         if release is not None:

@@ -1,0 +1,129 @@
+"""Rule files as analysts write them: the default set passes its own tests, and each kind of
+mistake is reported with file:line by `cptrules check` and refused by `serve`."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cptrules.cli import main
+from cptrules.engine import Engine
+from cptrules.errors import RuleFileErrors
+from cptrules.ruleset import load_ruleset
+from cptrules.ruleset.check import run_rule_tests
+
+
+def test_default_rules_pass_their_tests_with_full_coverage(rules_dir):
+    report = run_rule_tests(load_ruleset(rules_dir))
+    assert report.outcomes and not report.failed, [o.failures for o in report.failed]
+    assert report.untested_rules == []
+
+
+def test_check_command_passes_on_defaults(capsys):
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert "failed" in out and "0 failed" in out and "rule coverage 100%" in out
+
+
+def edit(path: Path, old: str, new: str) -> int:
+    """Replace text in a rule file; return the 1-based line where the change starts."""
+    text = path.read_text()
+    assert old in text, old
+    line = text[: text.index(old)].count("\n") + 1
+    path.write_text(text.replace(old, new, 1))
+    return line
+
+
+def check_output(rules: Path, capsys) -> str:
+    assert main(["check", str(rules)]) == 1
+    captured = capsys.readouterr()
+    return captured.out + captured.err
+
+
+def test_bad_yaml_syntax(rules_copy, capsys):
+    line = edit(rules_copy / "fee_schedule.yaml", "hit: first", "hit: [first")
+    out = check_output(rules_copy, capsys)
+    assert re.search(r"fee_schedule\.yaml:\d+: YAML_SYNTAX", out)
+    assert int(re.search(r"fee_schedule\.yaml:(\d+): YAML_SYNTAX", out).group(1)) >= line
+
+
+def test_unknown_field(rules_copy, capsys):
+    line = edit(rules_copy / "lifecycle.yaml", "    because: A source states", "    becuase: x\n    because: A source states")
+    out = check_output(rules_copy, capsys)
+    assert f"lifecycle.yaml:{line - 4}: SCHEMA" in out or "lifecycle.yaml:" in out
+    assert "unknown field" in out and "becuase" in out
+
+
+def test_cel_type_error_and_typo_all_reported(rules_copy, capsys):
+    line1 = edit(rules_copy / "fee_schedule.yaml", "when: status_indicator == 'A' && non_facility_total_rvu",
+                 "when: status_indicator == 1 && non_facility_total_rvu")
+    line2 = edit(rules_copy / "coverage.yaml", "when: status_indicator == 'N' && pfs_covers_date",
+                 "when: stauts_indicator == 'N' && pfs_covers_date")
+    out = check_output(rules_copy, capsys)
+    assert f"fee_schedule.yaml:{line1}: CEL" in out and "no matching overload" in out
+    assert f"coverage.yaml:{line2}: CEL" in out and "stauts_indicator" in out
+
+
+def test_set_value_outside_declared_values(rules_copy, capsys):
+    line = edit(rules_copy / "fee_schedule.yaml", "set: {rvu_availability: contractor_priced}",
+                "set: {rvu_availability: carrier_priced}")
+    out = check_output(rules_copy, capsys)
+    assert f"fee_schedule.yaml:{line}: VALUE" in out
+
+
+def test_unique_hit_conflict_found_on_real_codes(rules_copy, capsys):
+    text = (rules_copy / "category.yaml").read_text()
+    addition = ("  - id: any-letter-suffix\n    when: code.matches('^[0-9]{4}[A-Z]$')\n"
+                "    set: {category: CATEGORY_III, category_label: CPT Category III, code_system: CPT}\n"
+                "    let: {code_label: \"'CPT ' + code\"}\n    because: too broad\n")
+    marker = "tests:\n"
+    line = text[: text.index(marker)].count("\n") + 1
+    (rules_copy / "category.yaml").write_text(text.replace(marker, addition + marker, 1))
+    out = check_output(rules_copy, capsys)
+    assert "CONFLICT" in out or "unique-hit" in out
+    assert re.search(rf"category\.yaml:{line}: ", out)
+
+
+def test_unreachable_rule(rules_copy, capsys):
+    text = (rules_copy / "global_period.yaml").read_text()
+    text = text.replace("rules:\n", "rules:\n  - id: always\n    when: \"true\"\n    set: {global_days_meaning: x}\n    because: x\n", 1)
+    (rules_copy / "global_period.yaml").write_text(text)
+    out = check_output(rules_copy, capsys)
+    assert "UNREACHABLE" in out
+
+
+def test_template_naming_an_unknown_fact(rules_copy, capsys):
+    path = rules_copy / "answers" / "sunset.j2"
+    path.write_text(path.read_text() + "\n{{ sunset_dat }}\n")
+    out = check_output(rules_copy, capsys)
+    assert re.search(r"answers/sunset\.j2:\d+: TEMPLATE: unknown fact 'sunset_dat'", out)
+
+
+def test_failing_rule_test_is_reported(rules_copy, capsys):
+    line = edit(rules_copy / "category.yaml", "expect: {category: CATEGORY_II}", "expect: {category: CATEGORY_I}")
+    out = check_output(rules_copy, capsys)
+    assert "TEST_FAILED" in out and "category.yaml:" in out
+
+
+def test_serve_refuses_broken_rules(rules_copy):
+    edit(rules_copy / "category.yaml", "\nhit: unique", "\nhit: sometimes")
+    with pytest.raises(RuleFileErrors) as caught:
+        Engine.load(rules_copy, check_data=False)
+    assert any(p.path == "category.yaml" and p.line > 0 for p in caught.value.problems)
+    run = subprocess.run([sys.executable, "-m", "cptrules", "serve", "--rules", str(rules_copy), "--port", "0"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert "category.yaml:" in run.stderr
+
+
+def test_reload_keeps_serving_the_last_good_ruleset(rules_copy):
+    engine = Engine.load(rules_copy, check_data=False)
+    before = engine.get_code("0556T").facts
+    revision = engine.ruleset.revision
+    edit(rules_copy / "status_indicator.yaml", "when: status_indicator == 'C'", "when: status_indicator == C")
+    with pytest.raises(RuleFileErrors):
+        engine.reload()
+    assert engine.ruleset.revision == revision
+    assert engine.get_code("0556T").facts == before
