@@ -64,3 +64,15 @@ def test_stated_dates_are_read(engine):
             found = read(engine, item["q"]).extraction.date_of_service
             assert found is not None, item["q"]
             assert found.isoformat().startswith(str(item["dos"])), item["q"]
+
+
+HOLDOUT = YAML(typ="safe").load((Path(__file__).resolve().parents[1] / "eval" / "holdout.yaml").read_text())
+
+
+def test_holdout_accuracy(engine):
+    """Questions written apart from the phrasebook; a guard against overfitting the main set."""
+    right = sum(1 for item in HOLDOUT
+                if (r := read(engine, item["q"])).intent == item["intent"]
+                and list(r.extraction.codes) == [c.upper() for c in item["codes"]])
+    assert len(HOLDOUT) >= 150
+    assert right / len(HOLDOUT) >= 0.90, f"{right}/{len(HOLDOUT)}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import unicodedata
@@ -140,6 +141,10 @@ def interpret(question: str, book: Phrasebook, is_code: Callable[[str], bool],
             return Interpretation(book.bare_code_intent, confidence, "", totals, tuple(matched),
                                   extraction, words)
         return Interpretation(NO_INTENT, 0.0, "", totals, tuple(matched), extraction, words)
+    source = book.source_formats.get(best)
+    if source is not None and len(extraction.codes) > 1:
+        codes = sorted(extraction.codes, key=lambda c: not source.match(c))
+        extraction = dataclasses.replace(extraction, codes=tuple(codes))
     confidence = round(best_score / (best_score + second_score) * min(1.0, best_score / 4.0), 3)
     runner_up = second if second and second_score >= best_score * (1 - book.runner_up_margin) else ""
     return Interpretation(best, confidence, runner_up, totals, tuple(matched), extraction, words)

@@ -40,6 +40,7 @@ class Phrasebook:
     tests: tuple[dict[str, Any], ...]
     examples: dict[str, str]
     needs_code: frozenset[str]
+    source_formats: dict[str, re.Pattern[str]]
 
 
 def normalise_words(text: str) -> str:
@@ -77,6 +78,15 @@ def compile_phrasebook(doc: dict[str, Any], located: Any, path: str,
                     problems.append(RuleProblem(path, cue_line, "SCHEMA", f"empty cue {text!r}"))
                     continue
                 cues.append(Cue(intent, norm, float(weight), cue_line, kind == "phrases"))
+    formats: dict[str, re.Pattern[str]] = {}
+    for intent, spec in doc["intents"].items():
+        if spec.get("source_code_format"):
+            try:
+                # Matched against five-character codes only, so backtracking is bounded.
+                formats[intent] = re.compile(spec["source_code_format"])
+            except re.error as exc:
+                problems.append(RuleProblem(path, line_of(located, ["intents", intent, "source_code_format"]),
+                                            "SCHEMA", f"source_code_format: {exc}"))
     if not bare:
         problems.append(RuleProblem(path, 1, "SCHEMA", "no intent has bare_code: true"))
     keywords: dict[str, list[Cue]] = {}
@@ -103,5 +113,6 @@ def compile_phrasebook(doc: dict[str, Any], located: Any, path: str,
         tests=tuple(doc.get("tests") or ()),
         examples=examples,
         needs_code=frozenset(i for i, spec in doc["intents"].items() if spec.get("needs_code")),
+        source_formats=formats,
     )
     return (None if problems else book), problems

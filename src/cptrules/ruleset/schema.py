@@ -137,6 +137,7 @@ QUESTIONS_SCHEMA: dict[str, Any] = {
                     "keywords": _WEIGHTED,
                     "bare_code": {"type": "boolean"},
                     "needs_code": {"type": "boolean"},
+                    "source_code_format": {"type": "string", "maxLength": 100},
                     "example": {"type": "string"},
                 },
             },
