@@ -1,0 +1,77 @@
+"""The command line as users run it."""
+
+import json
+
+import jsonschema
+import pytest
+
+from cptrules.cli import main
+
+FAQPAGE_SCHEMA = {
+    "type": "object",
+    "required": ["@context", "@type", "mainEntity"],
+    "properties": {
+        "@context": {"const": "https://schema.org"},
+        "@type": {"const": "FAQPage"},
+        "mainEntity": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["@type", "name", "acceptedAnswer"],
+            "properties": {"@type": {"const": "Question"}, "name": {"type": "string", "minLength": 1},
+                           "acceptedAnswer": {"type": "object", "required": ["@type", "text"],
+                                              "properties": {"@type": {"const": "Answer"},
+                                                             "text": {"type": "string", "minLength": 1}}}}}},
+    },
+    "additionalProperties": False,
+}
+
+
+def test_ask_with_explanation(capsys):
+    assert main(["ask", "is cpt 0556t permenant", "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "temporary" in out and "intent: is_permanent" in out
+    assert "matched questions.yaml:" in out and "lifecycle.yaml:" in out
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "jsonld", "markdown"])
+def test_faq_formats(capsys, fmt):
+    assert main(["faq", "0556T", "--format", fmt]) == 0
+    out = capsys.readouterr().out
+    if fmt == "jsonld":
+        jsonschema.validate(json.loads(out), FAQPAGE_SCHEMA)
+    elif fmt == "json":
+        doc = json.loads(out)
+        assert doc["code"] == "0556T" and any("RVU25D" in s for s in doc["data_releases"])
+    elif fmt == "markdown":
+        assert out.startswith("# CPT 0556T") and "## Is 0556T a permanent CPT code?" in out
+    else:
+        assert "Q: What is CPT 0556T?" in out
+
+
+def test_explain_shows_facts_and_trace(capsys):
+    assert main(["explain", "99213", "--date", "2025-11-01"]) == 0
+    out = capsys.readouterr().out
+    assert "work_rvu = 1.3" in out and "fee_schedule.yaml:" in out and "RVU25D" in out
+
+
+def test_bad_code_exits_1(capsys):
+    assert main(["explain", "055T"]) == 1
+    assert "not a CPT or HCPCS code" in capsys.readouterr().err
+
+
+def test_import_hcpcs_from_xlsx_and_csv_agree(tmp_path, cms_dir, capsys):
+    assert main(["import-hcpcs", str(cms_dir / "HCPC2025_OCT_ANWEB.xlsx"), "--data-dir", str(tmp_path / "x")]) == 0
+    assert main(["import-hcpcs", str(cms_dir / "HCPC2025_OCT_ANWEB.from-xlsx.csv"), "--key", "HCPC2025_OCT",
+                 "--data-dir", str(tmp_path / "c")]) == 0
+    from cptrules.data.hcpcs import HcpcsFile
+
+    xlsx = HcpcsFile.load(tmp_path / "x" / "hcpcs" / "HCPC2025_OCT.json.gz")
+    csv_ = HcpcsFile.load(tmp_path / "c" / "hcpcs" / "HCPC2025_OCT.json.gz")
+    assert len(xlsx.rows) == 8463 and xlsx.rows.keys() == csv_.rows.keys()
+    assert xlsx.rows["J0171"].values["term"] == "2025-06-30"
+    assert xlsx.rows["C9088"].values["term"] == csv_.rows["C9088"].values["term"] == "2025-09-30"
+
+
+def test_import_pfs_refusal_exits_1(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("nothing,here\n")
+    assert main(["import-pfs", str(bad), "--data-dir", str(tmp_path)]) == 1
+    assert "bad.csv:1" in capsys.readouterr().err

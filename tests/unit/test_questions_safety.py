@@ -1,0 +1,103 @@
+"""Open-ended question text: never a crash, never a code invented from noise, bounded work."""
+
+import datetime as dt
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from cptrules.errors import QuestionTooLongError
+from cptrules.limits import QUESTION_MAX_CHARS
+from cptrules.questions.extract import extract
+
+TODAY = dt.date(2026, 11, 27)
+
+
+def is_code(engine):
+    return lambda c: bool(engine.category_of(c)[0])
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(st.text(max_size=QUESTION_MAX_CHARS))
+def test_any_text_gets_an_answer_or_a_clear_error(engine, text):
+    result = engine.answer(text)
+    assert result.text and result.outcome
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(st.sampled_from(["0556T", "99213", "G0439", "0001U", "1036F", "T1015"]),
+       st.sampled_from(["what is {}", "is {} permanent?", "{} wRVU", "cpt {} coverage", "HCPCS {}-RT?"]),
+       st.sampled_from(["", "  ", " ???", " pls"]))
+def test_codes_are_found_wherever_they_stand(engine, code, form, tail):
+    found = extract(form.format(code.lower()) + tail, is_code(engine), frozenset({"cpt", "hcpcs"}),
+                    frozenset({"RT"}), TODAY)
+    assert found.codes == (code,)
+
+
+@pytest.mark.parametrize("text", [
+    "my NPI is 1234567893", "call 555-867-5309", "dx M81.0 and E11.9", "claim 2025123456789",
+    "paid $12,345.00 on 03/14/2025", "member id XJH448812", "Z00.00", "zip 9021",
+])
+def test_identifiers_are_not_procedure_codes(engine, text):
+    assert extract(text, is_code(engine), frozenset(), frozenset(), TODAY).codes == ()
+
+
+@pytest.mark.parametrize("text, malformed", [
+    ("what is 055T", "055T"), ("define 12345X", "12345X"), ("is code 9921 valid", "9921"),
+    ("is 0556TT temporary", "0556TT"), ("is G043 valid", "G043"), ("is W1234 a code", "W1234"),
+])
+def test_malformed_codes_are_named(engine, text, malformed):
+    assert malformed in extract(text, is_code(engine), frozenset({"code"}), frozenset(), TODAY).malformed
+
+
+def test_length_limit_is_enforced_after_normalisation(engine):
+    engine.answer("x" * QUESTION_MAX_CHARS)
+    with pytest.raises(QuestionTooLongError):
+        engine.answer("x" * (QUESTION_MAX_CHARS + 1))
+
+
+@pytest.mark.parametrize("text", [
+    "a" * 999, "0556T" * 199, ("(" * 300) + ")" * 300, "what is " * 120, "9" * 999,
+    "'; DROP TABLE codes; -- 0556T", "<script>alert(1)</script> is 0556T permanent",
+    "0556T " + "permanent " * 95, "\u202e0556T\u0000\u200b permanent",
+])
+def test_adversarial_text_is_just_text(engine, text):
+    result = engine.answer(text[:QUESTION_MAX_CHARS])
+    assert result.text and "<script>" not in result.text
+
+
+def test_work_grows_linearly_with_length(engine):
+    """Counts extraction steps rather than timing: matching 4x the text does at most ~4x the work."""
+    import rapidfuzz
+
+    calls = {"n": 0}
+    original = rapidfuzz.fuzz.partial_ratio
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        return original(*args, **kwargs)
+
+    from cptrules.questions import matcher
+
+    matcher.fuzz.partial_ratio = counting
+    try:
+        engine.answer("is 0556T permanent " * 10)
+        short = calls["n"]
+        calls["n"] = 0
+        engine.answer("is 0556T permanent " * 40)
+        long = calls["n"]
+    finally:
+        matcher.fuzz.partial_ratio = original
+    assert long <= short * 4 + 10
+
+
+def test_dates_in_questions():
+    from cptrules.questions.extract import find_date
+
+    assert find_date("is 0042T valid on 1/15/2026", TODAY)[0] == dt.date(2026, 1, 15)
+    assert find_date("for DOS 2026-01-02", TODAY)[0] == dt.date(2026, 1, 2)
+    assert find_date("on January 5, 2026", TODAY)[0] == dt.date(2026, 1, 5)
+    assert find_date("in 2025", TODAY)[0] == dt.date(2025, 12, 31)
+    assert find_date("for 2026 DOS", TODAY)[0] == TODAY
+    assert find_date("in 2027", TODAY)[0] == dt.date(2027, 1, 1)
+    assert find_date("3/1/26", TODAY)[0] == dt.date(2026, 3, 1)
+    assert find_date("no date", TODAY)[0] is None
