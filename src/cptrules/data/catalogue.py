@@ -52,9 +52,12 @@ class CatalogueEntry:
                                     ("replacement", replaced_from, replaced_source)):
             if date and source:
                 sources.append(f"{label} {date}: {source}")
-        notes = [f"{n.get('text', '').strip()} (source: {n.get('source', '')}"
-                 + (f", as of {n['as_of']})" if n.get("as_of") else ")")
-                 for n in self.raw.get("coverage_notes") or []]
+        notes = []
+        for note in self.raw.get("coverage_notes") or []:
+            text = str(note.get("text", "")).strip()
+            text = text if text.endswith((".", "!", "?")) else text + "."
+            where = f"Source: {str(note.get('source', '')).strip().rstrip('.')}"
+            notes.append(f"{text} {where}" + (f", as of {note['as_of']}." if note.get("as_of") else "."))
         return {
             "curated": True,
             "descriptor": self.text("descriptor"),
