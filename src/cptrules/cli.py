@@ -140,6 +140,24 @@ def cmd_import_hcpcs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    from .data.store import list_imports, remove_import
+
+    if args.action == "remove":
+        if not args.key:
+            print("error: give the key to remove, e.g. RVU26A", file=sys.stderr)
+            return 2
+        try:
+            print(f"removed {remove_import(args.data_dir, args.key)}")
+        except KeyError:
+            print(f"error: no import {args.key!r} in {args.data_dir}", file=sys.stderr)
+            return 1
+        return 0
+    for item in list_imports(args.data_dir):
+        print(f"{item.kind:6} {item.key:14} effective {item.effective}  sha256 {item.sha256[:16]}  {item.path}")
+    return 0
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     engine = _engine(args, check_data=False)
     result = engine.answer(args.question, args.date)
@@ -264,6 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "faq":
             p.add_argument("--format", choices=["text", "json", "jsonld", "markdown"], default="text")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("data", help="list or remove imported files in a data directory")
+    p.add_argument("action", choices=["list", "remove"])
+    p.add_argument("key", nargs="?")
+    p.add_argument("--data-dir", type=Path, default=Path("cptrules-data"))
+    p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("diff", help="compare two releases (keys) or two rules directories")
     with_sources(p)

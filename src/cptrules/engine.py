@@ -269,12 +269,23 @@ class Engine:
                 text=f"{code} has the format of a {label} code, but none of the loaded sources "
                      f"({', '.join(snap.data.source_names())}) lists it. It may be new, deleted, "
                      "or mistyped.", outcome=Outcome.CODE_NOT_FOUND, **common)
-        report = self._report(code, day, snap)
-        body = render(snap.ruleset.templates[reading.intent], report.facts)
+        # Several codes ("99213 vs 99214 wRVU") get one answer each, unless the intent is
+        # about the first code only (a conversion names its source, then its target).
+        subjects = [code]
+        if reading.intent not in book.source_formats:
+            subjects += [c for c in found.codes[1:limits.ANSWER_MAX_CODES] if snap.data.knows(c)]
+        reports = [self._report(c, day, snap) for c in subjects]
+        template = snap.ruleset.templates[reading.intent]
+        body = "\n\n".join(render(template, r.facts) for r in reports)
         if found.malformed:
             body += f" (Not a valid code format, so not answered: {', '.join(found.malformed)}.)"
-        common["date_of_service"] = report.facts["date_of_service"]
-        return AnswerResult(text=body, outcome=Outcome.ANSWERED, provenance=report.provenance, **common)
+        first = reports[0].provenance
+        provenance = Provenance(
+            tuple(f for r in reports for f in r.provenance.fired),
+            tuple(dict.fromkeys(s for r in reports for s in r.provenance.sources)),
+            first.ruleset_revision, first.date_of_service)
+        common["date_of_service"] = reports[0].facts["date_of_service"]
+        return AnswerResult(text=body, outcome=Outcome.ANSWERED, provenance=provenance, **common)
 
     def sources(self) -> list[DataSource]:
         return self._snapshot.data.sources()

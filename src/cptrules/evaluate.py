@@ -17,6 +17,7 @@ class Firing:
     rule: Rule
     inputs: dict[str, Any]
     outputs: dict[str, Any]
+    code: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,7 @@ def evaluate_table(table: Table, facts: dict[str, Any]) -> list[Firing]:
         inputs = {name: facts[name] for name in rule.when.reads}
         for expr in rule.lets.values():
             inputs.update({name: facts[name] for name in expr.reads})
-        fired.append(Firing(rule, inputs, outputs))
+        fired.append(Firing(rule, inputs, outputs, str(facts.get("code", ""))))
         if table.hit == "first":
             break
     if table.hit == "unique" and len(fired) > 1:

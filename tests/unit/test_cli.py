@@ -75,3 +75,22 @@ def test_import_pfs_refusal_exits_1(tmp_path, capsys):
     bad.write_text("nothing,here\n")
     assert main(["import-pfs", str(bad), "--data-dir", str(tmp_path)]) == 1
     assert "bad.csv:1" in capsys.readouterr().err
+
+
+def test_imports_can_be_listed_and_removed(tmp_path, cms_dir, capsys):
+    source = cms_dir / "excerpts-2026" / "PPRRVU2026_Oct_nonQPP.csv"
+    assert main(["import-pfs", str(source), "--data-dir", str(tmp_path)]) == 0
+    assert main(["data", "list", "--data-dir", str(tmp_path)]) == 0
+    assert "RVU26D" in capsys.readouterr().out
+    assert main(["data", "remove", "RVU26D", "--data-dir", str(tmp_path)]) == 0
+    assert not (tmp_path / "pfs" / "RVU26D.json.gz").exists()
+    assert main(["data", "remove", "RVU26D", "--data-dir", str(tmp_path)]) == 1
+
+
+def test_several_codes_get_one_answer_each(engine):
+    import datetime as dt
+
+    result = engine.answer("99213 vs 99214 wRVU", dt.date(2025, 11, 1))
+    assert result.codes == ("99213", "99214")
+    assert "1.30" in result.text and "1.92" in result.text
+    assert {f.code for f in result.provenance.fired} == {"99213", "99214"}

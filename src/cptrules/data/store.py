@@ -137,3 +137,36 @@ def pfs_source(release: PfsRelease) -> DataSource:
 
 def catalogue_source(catalogue: Catalogue) -> DataSource:
     return DataSource(f"catalogue-{catalogue.version}", f"cptrules curated catalogue {catalogue.version}")
+
+
+@dataclass(frozen=True)
+class ImportedFile:
+    """One imported data file in a data directory."""
+
+    kind: str
+    key: str
+    effective: str
+    sha256: str
+    path: Path
+
+
+def list_imports(folder: Path) -> list[ImportedFile]:
+    """Every fee-schedule and HCPCS file imported into a data directory."""
+    from .files import read_json_gz
+
+    found = []
+    for kind in ("pfs", "hcpcs"):
+        for path in sorted((folder / kind).glob("*.json.gz")):
+            payload = read_json_gz(path)
+            found.append(ImportedFile(kind, payload.get("release") or payload["key"],
+                                      payload["effective"], payload["sha256"], path))
+    return found
+
+
+def remove_import(folder: Path, key: str) -> Path:
+    """Delete one imported file by its key; KeyError when there is none."""
+    for item in list_imports(folder):
+        if item.key == key:
+            item.path.unlink()
+            return item.path
+    raise KeyError(key)

@@ -67,7 +67,7 @@ def provenance(prov: Provenance) -> code_pb2.Provenance:
     for firing in prov.fired:
         rule = firing.rule
         message.fired_rules.append(code_pb2.FiredRule(
-            rule_id=rule.id, table=rule.table, file=rule.path, line=rule.line,
+            rule_id=rule.id, table=rule.table, file=rule.path, line=rule.line, code=firing.code,
             inputs={k: _text(v) for k, v in firing.inputs.items()},
             outputs={k: _text(v) for k, v in firing.outputs.items()}))
     message.data_releases.extend(data_release(s) for s in prov.sources)
