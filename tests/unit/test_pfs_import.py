@@ -117,3 +117,23 @@ def test_same_file_twice_changes_nothing(cms_dir, tmp_path):
     second = write_release(import_pfs_csv(source), tmp_path).read_bytes()
     assert first == second
     assert PfsRelease.load(tmp_path / "pfs" / "RVU26D.json.gz").rows["27447"]["work"] == 19.11
+
+
+def test_qpp_file_adds_its_conversion_factor(cms_dir, tmp_path):
+    """A 2026 release comes as a non-QPP and a QPP file that differ only in the conversion factor."""
+    source = cms_dir / "excerpts-2026" / "PPRRVU2026_Oct_nonQPP.csv"
+    qpp = tmp_path / "PPRRVU2026_Oct_QPP.csv"
+    qpp.write_bytes(source.read_bytes().replace(b"33.4009", b"33.5675"))
+    with pytest.raises(DataImportError, match="non-QPP file of the same release first"):
+        write_release(import_pfs_csv(qpp), tmp_path / "data")
+    write_release(import_pfs_csv(source), tmp_path / "data")
+    write_release(import_pfs_csv(qpp), tmp_path / "data")
+    release = PfsRelease.load(tmp_path / "data" / "pfs" / "RVU26D.json.gz")
+    assert (release.conversion_factor, release.qp_conversion_factor) == (33.4009, 33.5675)
+    write_release(import_pfs_csv(source), tmp_path / "data")  # re-importing keeps the QP factor
+    assert PfsRelease.load(tmp_path / "data" / "pfs" / "RVU26D.json.gz").qp_conversion_factor == 33.5675
+    other = tmp_path / "other" / "PPRRVU2026_Oct_QPP.csv"
+    other.parent.mkdir()
+    other.write_bytes(qpp.read_bytes().replace(b",19.11,", b",19.12,"))
+    with pytest.raises(DataImportError, match="RVUs differ"):
+        write_release(import_pfs_csv(other), tmp_path / "data")

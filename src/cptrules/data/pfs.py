@@ -164,7 +164,9 @@ def import_pfs_csv(path: Path, release: str | None = None, qp_conversion_factor:
     if not out_rows:
         raise refuse(len(rows), "", "the file has a header but no data rows")
     year = effective.year
+    variant = "QPP" if re.search(r"(?<!non)QPP", path.name, re.IGNORECASE) else "standard"
     payload = {
+        "variant": variant,
         "format": FORMAT,
         "kind": "pfs",
         "release": release,
@@ -183,10 +185,35 @@ def import_pfs_csv(path: Path, release: str | None = None, qp_conversion_factor:
 
 
 def write_release(imported: ImportedRelease, data_dir: Path) -> Path:
-    """Write the release aside and swap it in; the same file twice gives the same bytes."""
+    """Write the release aside and swap it in; the same file twice gives the same bytes.
+
+    From 2026 CMS publishes each release twice, identical but for the conversion factor:
+    the qualifying-APM ("QPP") file only adds its factor to the release already imported.
+    """
     target = data_dir / "pfs" / f"{imported.key}.json.gz"
-    write_json_gz(target, imported.payload)
+    payload = imported.payload
+    if payload.get("variant") == "QPP":
+        if not target.exists():
+            raise DataImportError(payload["source_name"], ImportProblem(
+                1, "", f"this is the qualifying-APM (QPP) file of {imported.key}: import the "
+                       "non-QPP file of the same release first, then this one adds its conversion factor"))
+        existing = read_json_gz(target)
+        if _without_cf(existing) != _without_cf(payload):
+            raise DataImportError(payload["source_name"], ImportProblem(
+                1, "", f"its RVUs differ from the {imported.key} already imported; refusing to mix them"))
+        existing["qp_conversion_factor"] = payload["conversion_factor"]
+        payload = existing
+    elif target.exists():
+        payload = {**payload, "qp_conversion_factor": read_json_gz(target).get("qp_conversion_factor", 0.0)
+                   or payload["qp_conversion_factor"]}
+    write_json_gz(target, payload)
     return target
+
+
+def _without_cf(payload: dict[str, Any]) -> list[list[Any]]:
+    """Rows without the conversion-factor cell, to compare a QPP file with its non-QPP twin."""
+    at = payload["fields"].index("cf")
+    return [row[:at] + row[at + 1:] for row in payload["rows"]]
 
 
 @dataclass
