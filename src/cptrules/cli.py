@@ -34,7 +34,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .server.app import create_server
 
     engine = _engine(args)
-    server, port = create_server(engine, f"{args.host}:{args.port}", args.workers)
+    registry = None
+    if args.metrics_port is not None:
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        registry = CollectorRegistry()
+        start_http_server(args.metrics_port, addr=args.host, registry=registry)
+    server, port = create_server(engine, f"{args.host}:{args.port}", args.workers, registry)
     server.start()
     snap = engine.snapshot
     print(f"cptrules serving on {args.host}:{port} (ruleset {snap.ruleset.revision}, "
@@ -251,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=50051)
     p.add_argument("--workers", type=int, default=8)
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("check", help="validate rule files, run their tests, check them on the data")

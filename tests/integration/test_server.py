@@ -171,3 +171,25 @@ def test_get_ruleset(stub):
     assert "category.yaml" in ruleset.rule_files
     assert {"RVU25D", "HCPC2025_OCT"} <= {d.key for d in ruleset.data_releases}
     assert ruleset.code_count > 19000 and ruleset.load_time.seconds > 0
+
+
+def test_metrics_count_rpcs_by_status(engine):
+    from prometheus_client import CollectorRegistry
+
+    from cptrules.server.app import create_server
+    from cptrules.testing import client
+
+    registry = CollectorRegistry()
+    server, port = create_server(engine, "127.0.0.1:0", registry=registry)
+    server.start()
+    try:
+        with client(port) as stub:
+            stub.GetCode(svc.GetCodeRequest(code="99213"))
+            with pytest.raises(grpc.RpcError):
+                stub.GetCode(svc.GetCodeRequest(code="055T"))
+    finally:
+        server.stop(None)
+    value = registry.get_sample_value
+    assert value("cptrules_rpc_requests_total", {"method": "GetCode", "code": "OK"}) == 1
+    assert value("cptrules_rpc_requests_total", {"method": "GetCode", "code": "INVALID_ARGUMENT"}) == 1
+    assert value("cptrules_rpc_seconds_count", {"method": "GetCode"}) == 2
