@@ -71,10 +71,35 @@ def evaluate_table(table: Table, facts: dict[str, Any]) -> list[Firing]:
     return fired
 
 
+MEMO_LIMIT = 200_000
+
+
+def memo_key(facts: dict[str, Any], names: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(tuple(v) if isinstance(v, list) else v for v in (facts[n] for n in names))
+
+
 def evaluate(ruleset: Ruleset, base: dict[str, Any]) -> Evaluation:
-    """Run every table in order over a copy of the base facts."""
+    """Run every table in order over a copy of the base facts.
+
+    A table's result depends only on the facts it reads, so results are remembered per
+    ruleset by those values; the trace is rebuilt for the code at hand.
+    """
     facts = dict(base)
     fired: list[Firing] = []
+    code = str(facts.get("code", ""))
     for table in ruleset.tables:
-        fired.extend(evaluate_table(table, facts))
+        memo = ruleset.memo.setdefault(table.name, {})
+        key = memo_key(facts, table.reads)
+        known = memo.get(key)
+        if known is None:
+            firings = evaluate_table(table, facts)
+            if len(memo) >= MEMO_LIMIT:
+                memo.clear()
+            memo[key] = ({name: facts[name] for name in table.outputs},
+                         tuple((f.rule, f.inputs, f.outputs) for f in firings))
+            fired.extend(firings)
+        else:
+            outputs, trace = known
+            facts.update(outputs)
+            fired.extend(Firing(rule, inputs, outs, code) for rule, inputs, outs in trace)
     return Evaluation(facts, tuple(fired))

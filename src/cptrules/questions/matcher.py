@@ -76,13 +76,18 @@ def _fuzzy_phrase(phrase: list[str], tokens: list[str], cutoff: float) -> float:
 
 def score(words: str, book: Phrasebook) -> tuple[dict[str, float], list[tuple[Cue, float]]]:
     """Sum cue weights per intent; a misspelt cue counts in proportion to its closeness."""
-    padded = f" {words} "
     tokens = words.split()
     matched: dict[Cue, float] = {}
-    for cue in book.phrases:
-        if f" {cue.text} " in padded:
-            matched[cue] = 1.0
-        elif len(cue.text) >= 8 and fuzz.partial_ratio(cue.text, words, score_cutoff=book.fuzzy_min_score):
+    for start, token in enumerate(tokens):
+        for cue in book.phrase_index.get(token, ()):
+            size = cue.text.count(" ") + 1
+            if " ".join(tokens[start:start + size]) == cue.text:
+                matched[cue] = 1.0
+    # Typo-tolerant phrases: one C-level pass over every long phrase, then a word-by-word check.
+    for _, _, index in process.extract(words, book.fuzzy_texts, scorer=fuzz.partial_ratio,
+                                       score_cutoff=book.fuzzy_min_score, limit=None):
+        cue = book.fuzzy_phrases[index]
+        if cue not in matched:
             closeness = _fuzzy_phrase(cue.text.split(), tokens, book.fuzzy_min_score)
             if closeness:
                 matched[cue] = closeness

@@ -39,6 +39,9 @@ class Phrasebook:
     min_score: float
     tests: tuple[dict[str, Any], ...]
     examples: dict[str, str]
+    phrase_index: dict[str, tuple[Cue, ...]]
+    fuzzy_phrases: tuple[Cue, ...]
+    fuzzy_texts: tuple[str, ...]
     needs_code: frozenset[str]
     source_formats: dict[str, re.Pattern[str]]
 
@@ -97,6 +100,11 @@ def compile_phrasebook(doc: dict[str, Any], located: Any, path: str,
         (re.compile(r"(?<![\w'])" + re.escape(normalise_words(str(k))) + r"(?![\w'])"),
          normalise_words(str(v)))
         for k, v in sorted((doc.get("abbreviations") or {}).items(), key=lambda kv: -len(str(kv[0]))))
+    index: dict[str, list[Cue]] = {}
+    for cue in cues:
+        if cue.is_phrase:
+            index.setdefault(cue.text.split()[0], []).append(cue)
+    fuzzy = tuple(c for c in cues if c.is_phrase and len(c.text) >= 8)
     book = Phrasebook(
         path=path,
         cues=tuple(cues),
@@ -112,6 +120,9 @@ def compile_phrasebook(doc: dict[str, Any], located: Any, path: str,
         min_score=float(doc.get("min_score", 1.0)),
         tests=tuple(doc.get("tests") or ()),
         examples=examples,
+        phrase_index={k: tuple(v) for k, v in index.items()},
+        fuzzy_phrases=fuzzy,
+        fuzzy_texts=tuple(c.text for c in fuzzy),
         needs_code=frozenset(i for i, spec in doc["intents"].items() if spec.get("needs_code")),
         source_formats=formats,
     )

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import RuleEvaluationError, RuleProblem
-from ..evaluate import evaluate_table
+from ..evaluate import memo_key, evaluate_table
 from ..facts import empty_facts
 from .model import Ruleset, RuleTest
 
@@ -87,10 +87,6 @@ def test_problems(report: TestReport) -> list[RuleProblem]:
                         f"{o.test.name}: " + "; ".join(o.failures)) for o in report.failed]
 
 
-def _key(facts: dict[str, Any], names: tuple[str, ...]) -> tuple[Any, ...]:
-    return tuple(tuple(v) if isinstance(v, list) else v for v in (facts[n] for n in names))
-
-
 def data_problems(ruleset: Ruleset, records: Iterable[dict[str, Any]]) -> list[RuleProblem]:
     """Evaluate every record; report hit-policy conflicts and evaluation errors once per rule.
 
@@ -103,7 +99,7 @@ def data_problems(ruleset: Ruleset, records: Iterable[dict[str, Any]]) -> list[R
     for record in records:
         facts = dict(record)
         for table in ruleset.tables:
-            key = _key(facts, reads[table.name])
+            key = memo_key(facts, reads[table.name])
             cache = seen[table.name]
             if key not in cache:
                 trial = dict(facts)

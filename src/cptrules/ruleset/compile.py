@@ -17,7 +17,7 @@ from ..facts import BASE_FACTS
 from ..questions.phrasebook import compile_phrasebook
 from . import schema
 from .conditions import ConditionError, Environment
-from .model import FaqEntry, Output, Rule, Ruleset, RuleTest, Table
+from .model import FaqEntry, Output, Rule, Ruleset, RuleTest, Table, facts_read
 from .source import RuleSources, SourceFile, line_of, parse_yaml, read_sources
 
 MANIFEST = "ruleset.yaml"
@@ -157,7 +157,7 @@ class _Compiler:
         tests = self.tests(name, table_name, doc, outputs, {r.id for r in rules})
         self.fact_types.update({o.name: o.type for o in outputs.values()})
         return Table(table_name, name, str(doc["hit"]), outputs, tuple(rules), tuple(tests),
-                     str(doc.get("description", "")))
+                     str(doc.get("description", "")), facts_read(tuple(rules)))
 
     def rule(self, path: str, table: str, doc: Any, index: int, raw: Any,
              outputs: dict[str, Output], env: Environment) -> Rule | None:

@@ -59,16 +59,17 @@ class Table:
     rules: tuple[Rule, ...]
     tests: tuple[RuleTest, ...]
     description: str = ""
+    reads: tuple[str, ...] = ()  # every fact any rule reads: the table's result depends on these alone
 
-    @property
-    def reads(self) -> tuple[str, ...]:
-        """Every fact any rule of the table reads: its result depends on these alone."""
-        names: dict[str, None] = {}
-        for rule in self.rules:
-            names.update(dict.fromkeys(rule.when.reads))
-            for expr in rule.lets.values():
-                names.update(dict.fromkeys(expr.reads))
-        return tuple(names)
+
+def facts_read(rules: tuple[Rule, ...]) -> tuple[str, ...]:
+    """The facts a set of rules reads, in first-use order."""
+    names: dict[str, None] = {}
+    for rule in rules:
+        names.update(dict.fromkeys(rule.when.reads))
+        for expr in rule.lets.values():
+            names.update(dict.fromkeys(expr.reads))
+    return tuple(names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,8 @@ class Ruleset:
     fact_types: dict[str, str]
     files: tuple[str, ...]
     loaded_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    # Results per table keyed by the values it read; filled by evaluate(), never part of equality.
+    memo: dict[str, dict[Any, Any]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def rules(self) -> list[Rule]:
