@@ -61,6 +61,7 @@ BASE_FACTS: dict[str, FactSpec] = {
     "conversion_factor": _d("The release's conversion factor in dollars per RVU."),
     "qp_conversion_factor": _d("The qualifying-APM conversion factor, when the release has one; else 0."),
     "modifier_rows": FactSpec("list", [], "Modifiers with rows of their own, e.g. 26, TC."),
+    "pfs_row_modifier": _s("Set when the release has no global row and the facts come from this modifier's row."),
     # HCPCS Level II quarterly file.
     "on_hcpcs_file": _b("The code is on the loaded HCPCS Level II file."),
     "hcpcs_release": _s("HCPCS file key, e.g. HCPC2025_OCT."),

@@ -127,3 +127,10 @@ def test_reload_keeps_serving_the_last_good_ruleset(rules_copy):
         engine.reload()
     assert engine.ruleset.revision == revision
     assert engine.get_code("0556T").facts == before
+
+
+def test_rule_setting_an_undeclared_output(rules_copy, capsys):
+    line = edit(rules_copy / "global_period.yaml", "set: {global_days_meaning: \"a maternity code",
+                "set: {global_day_meaning: \"a maternity code")
+    out = check_output(rules_copy, capsys)
+    assert f"global_period.yaml:{line}: UNKNOWN_OUTPUT" in out

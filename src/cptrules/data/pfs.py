@@ -240,6 +240,7 @@ class PfsRelease:
     qp_conversion_factor: float
     rows: dict[str, PfsRow] = field(default_factory=dict)
     modifiers: dict[str, list[str]] = field(default_factory=dict)
+    modifier_rows: dict[str, list[PfsRow]] = field(default_factory=dict)
     row_count: int = 0
 
     @classmethod
@@ -256,6 +257,7 @@ class PfsRelease:
             code, mod = row["code"], row["mod"]
             if mod:
                 release.modifiers.setdefault(code, []).append(mod)
+                release.modifier_rows.setdefault(code, []).append(row)
             else:
                 release.rows[code] = row
             release.row_count += 1

@@ -109,6 +109,10 @@ class CodeData:
                          qp_conversion_factor=release.qp_conversion_factor)
             row = release.rows.get(code)
             facts["modifier_rows"] = list(release.modifiers.get(code, []))
+            if row is None and code in release.modifier_rows:
+                # A few codes are priced only by component (86153 has just a 26 row).
+                row = release.modifier_rows[code][0]
+                facts["pfs_row_modifier"] = row["mod"]
             if row is not None:
                 facts.update(
                     on_fee_schedule=True, status_indicator=row["status"],

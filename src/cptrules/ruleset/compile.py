@@ -179,11 +179,8 @@ class _Compiler:
             ok = False
         sets = _plain(raw.get("set", {}))
         for key, value in sets.items():
-            key_line = line_of(doc, ["rules", index, "set", key])
-            out = outputs.get(key)
+            out, key_line = self.declared(path, doc, index, "set", key, rule_id, outputs)
             if out is None:
-                self.problem(path, key_line, "UNKNOWN_OUTPUT",
-                             f"rule {rule_id!r} sets {key!r}, which this table does not declare")
                 ok = False
                 continue
             item_kind = "string" if out.type == "list" else out.type
@@ -198,11 +195,8 @@ class _Compiler:
                 ok = False
         lets = {}
         for key, text in _plain(raw.get("let", {})).items():
-            key_line = line_of(doc, ["rules", index, "let", key])
-            out = outputs.get(key)
+            out, key_line = self.declared(path, doc, index, "let", key, rule_id, outputs)
             if out is None:
-                self.problem(path, key_line, "UNKNOWN_OUTPUT",
-                             f"rule {rule_id!r} computes {key!r}, which this table does not declare")
                 ok = False
                 continue
             if key in sets:
@@ -218,6 +212,17 @@ class _Compiler:
             return None
         return Rule(rule_id, table, path, line, when, sets, lets, str(raw["because"]),
                     str(raw.get("source", "")))
+
+    def declared(self, path: str, doc: Any, index: int, part: str, key: str, rule_id: str,
+                 outputs: dict[str, Output]) -> tuple[Output | None, int]:
+        """The output a rule's set/let key names, or a located problem when the table lacks it."""
+        key_line = line_of(doc, ["rules", index, part, key])
+        out = outputs.get(key)
+        if out is None:
+            verb = "sets" if part == "set" else "computes"
+            self.problem(path, key_line, "UNKNOWN_OUTPUT",
+                         f"rule {rule_id!r} {verb} {key!r}, which this table does not declare")
+        return out, key_line
 
     def tests(self, path: str, table: str, doc: Any, outputs: dict[str, Output],
               rule_ids: set[str]) -> list[RuleTest]:
