@@ -38,10 +38,11 @@ def generate(root: Path) -> list[Path]:
         stem = out / proto.relative_to(proto_root).with_suffix("")
         for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py"):
             written.append(stem.with_name(stem.name + suffix))
-    package_init = out / "cptrules" / "v1" / "__init__.py"
-    if not package_init.exists():
-        package_init.write_text('"""Generated gRPC modules (built from protos/)."""\n')
-    written.append(package_init)
+    for folder in sorted({path.parent for path in written}):
+        package_init = folder / "__init__.py"
+        if not package_init.exists():
+            package_init.write_text('"""Generated protobuf modules (built from protos/)."""\n')
+        written.append(package_init)
     return written
 
 

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from cel_expr_python import cel
+from google.protobuf import any_pb2
+
+from ..internal import cel_checked_pb2
 
 _T = cel.Type
 CEL_TYPES = {
@@ -60,8 +63,6 @@ _FUNCTIONS = [
         "is_date_string", return_type=_T.BOOL, parameters=[_T.STRING], impl=_is_date)]),
 ]
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_STRING_LIT = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _LOCATION = re.compile(r"<input>:(\d+):(\d+): (.*)")
 
 
@@ -106,7 +107,7 @@ class Environment:
             raise ConditionError(f"gives an int where a double is needed (write 1.0, not 1)")
         if got != want and got != "dyn":
             raise ConditionError(f"gives a {got} where a {want} is needed")
-        return Condition(text, program, _reads(text, self.fact_types))
+        return Condition(text, program, _reads(program, text, self.fact_types))
 
 
 def _type_name(cel_type: Any) -> str:
@@ -116,14 +117,12 @@ def _type_name(cel_type: Any) -> str:
     return _TYPE_NAMES.get(name, "dyn" if name == "DYN" else name.lower())
 
 
-def _reads(text: str, names: dict[str, str]) -> tuple[str, ...]:
-    """The declared facts a CEL text mentions, ignoring words inside string literals."""
-    bare = _STRING_LIT.sub("''", text)
-    seen: dict[str, None] = {}
-    for match in _IDENT.finditer(bare):
-        if match.group(0) in names:
-            seen.setdefault(match.group(0))
-    return tuple(seen)
+def _reads(program: Any, text: str, names: dict[str, str]) -> tuple[str, ...]:
+    """The facts an expression reads, from the type checker's reference map (not the text)."""
+    checked = any_pb2.Any.FromString(program.serialize())
+    refs = cel_checked_pb2.CheckedReferences.FromString(checked.value)
+    found = {r.name for r in refs.reference_map.values() if r.name and not r.overload_id}
+    return tuple(sorted((n for n in found if n in names), key=lambda n: (text.find(n), n)))
 
 
 def _clean_message(raw: str) -> str:
