@@ -8,6 +8,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,6 +106,7 @@ class Engine:
         self._snapshot = snapshot
         self._lock = threading.Lock()
         self.clock = clock
+        self._token_key = secrets.token_bytes(32)  # page tokens die with the process, as AIP-158 allows
 
     @classmethod
     def load(cls, rules_dir: Path | None = None, data_dirs: list[Path] | None = None,
@@ -185,7 +187,7 @@ class Engine:
             raise InvalidInputError("page_size must not be negative", "page_size")
         size = min(page_size or limits.PAGE_SIZE_DEFAULT, limits.PAGE_SIZE_MAX)
         snap = self._snapshot
-        after = _read_token(page_token, snap.ruleset.revision, category) if page_token else ""
+        after = _read_token(page_token, self._token_key, snap.ruleset.revision, category) if page_token else ""
         codes = [c for c in snap.codes if not category or self.category_of(c, snap)[0] == category]
         start = 0
         if after:
@@ -194,7 +196,7 @@ class Engine:
             start = bisect.bisect_right(codes, after)
         page = codes[start:start + size]
         more = start + size < len(codes)
-        token = _make_token(page[-1], snap.ruleset.revision, category) if more and page else ""
+        token = _make_token(page[-1], self._token_key, snap.ruleset.revision, category) if more and page else ""
         return [self._report(c, dos, snap) for c in page], token, len(codes)
 
     # -- answers ---------------------------------------------------------------
@@ -279,6 +281,9 @@ class Engine:
         body = "\n\n".join(render(template, r.facts) for r in reports)
         if found.malformed:
             body += f" (Not a valid code format, so not answered: {', '.join(found.malformed)}.)"
+        if found.unreadable_date and dos is None:
+            body += (f" ({found.unreadable_date!r} is not a calendar date, so this answer is for "
+                     f"{'today' if not reports[0].facts['date_of_service_given'] else 'the date given'}.)")
         first = reports[0].provenance
         provenance = Provenance(
             tuple(f for r in reports for f in r.provenance.fired),
@@ -298,25 +303,25 @@ def _help_text(book: Any) -> str:
             "billing and more. For example: " + " / ".join(examples))
 
 
-def _sign(payload: bytes, revision: str) -> str:
-    key = hashlib.sha256(("cptrules-page-token:" + revision).encode()).digest()
-    return hmac.new(key, payload, hashlib.sha256).hexdigest()[:16]
+def _sign(payload: bytes, key: bytes, revision: str) -> str:
+    return hmac.new(key, revision.encode() + b"\0" + payload, hashlib.sha256).hexdigest()[:32]
 
 
-def _make_token(after: str, revision: str, category: str) -> str:
+def _make_token(after: str, key: bytes, revision: str, category: str) -> str:
     payload = json.dumps({"a": after, "c": category}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + _sign(payload, revision)
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + _sign(payload, key, revision)
 
 
-def _read_token(token: str, revision: str, category: str) -> str:
-    bad = InvalidInputError("page_token is invalid or belongs to another ruleset revision "
-                            "or filter; start again without it", "page_token")
+def _read_token(token: str, key: bytes, revision: str, category: str) -> str:
+    """The last code of the previous page; the token must be ours, for this revision and filter."""
+    bad = InvalidInputError("page_token is invalid, expired, or belongs to another ruleset revision "
+                            "or filter; start again without it", "page_token", reason="INVALID_PAGE_TOKEN")
     try:
         body, signature = token.rsplit(".", 1)
         payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        data = json.loads(payload)
+        data = json.loads(payload) if hmac.compare_digest(signature, _sign(payload, key, revision)) else None
     except (ValueError, json.JSONDecodeError):
         raise bad from None
-    if not hmac.compare_digest(signature, _sign(payload, revision)) or data.get("c") != category:
+    if not isinstance(data, dict) or data.get("c") != category or not isinstance(data.get("a"), str):
         raise bad
-    return str(data["a"])
+    return data["a"]

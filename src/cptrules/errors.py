@@ -31,9 +31,12 @@ class InvalidInputError(CptrulesError):
 
     reason = "INVALID_INPUT"
 
-    def __init__(self, message: str, field: str, metadata: dict[str, str] | None = None) -> None:
+    def __init__(self, message: str, field: str, metadata: dict[str, str] | None = None,
+                 reason: str | None = None) -> None:
         super().__init__(message, metadata)
         self.field = field
+        if reason:
+            self.reason = reason
 
 
 class MalformedCodeError(InvalidInputError):

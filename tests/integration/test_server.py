@@ -193,3 +193,21 @@ def test_metrics_count_rpcs_by_status(engine):
     assert value("cptrules_rpc_requests_total", {"method": "GetCode", "code": "OK"}) == 1
     assert value("cptrules_rpc_requests_total", {"method": "GetCode", "code": "INVALID_ARGUMENT"}) == 1
     assert value("cptrules_rpc_seconds_count", {"method": "GetCode"}) == 2
+
+
+def test_list_codes_rejects_unknown_category_and_forged_tokens(stub):
+    import base64
+
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ListCodes(svc.ListCodesRequest(category=99))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    forged = base64.urlsafe_b64encode(b"[1,2]").decode() + ".0000"
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ListCodes(svc.ListCodesRequest(page_token=forged))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_out_of_range_year_is_invalid_argument(stub):
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GetCode(svc.GetCodeRequest(code="99213", date_of_service=date_pb2.Date(year=9999, month=1, day=1)))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -101,3 +101,10 @@ def test_dates_in_questions():
     assert find_date("in 2027", TODAY)[0] == dt.date(2027, 1, 1)
     assert find_date("3/1/26", TODAY)[0] == dt.date(2026, 3, 1)
     assert find_date("no date", TODAY)[0] is None
+    for code in ("G2012", "2022F", "Q2035", "J2001"):
+        assert find_date(f"what is {code}", TODAY)[0] is None, code
+
+
+def test_impossible_date_is_named(engine):
+    result = engine.answer("is 99213 valid for dos 13/45/2025")
+    assert "13/45/2025" in result.text and "not a calendar date" in result.text

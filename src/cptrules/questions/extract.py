@@ -30,7 +30,7 @@ _MONTH_DAY_YEAR = re.compile(
     r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]{0,6}\.?\s{1,3}(\d{1,2})(?:st|nd|rd|th)?,?\s{1,3}(20\d{2})\b", re.I)
 _MONTH_YEAR = re.compile(
     r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]{0,6}\.?\s{1,3}(20\d{2})\b", re.I)
-_YEAR = re.compile(r"(?<![\d/$.-])(20\d{2})(?![\d/.-])")
+_YEAR = re.compile(r"(?<![\w/$.-])(20\d{2})(?![\w/.-])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,7 @@ class Extraction:
     date_of_service: dt.date | None
     date_text: str
     diagnosis_codes: tuple[str, ...] = ()
+    unreadable_date: str = ""
 
 
 def extract(text: str, is_code: Callable[[str], bool], prefixes: frozenset[str],
@@ -67,10 +68,10 @@ def extract(text: str, is_code: Callable[[str], bool], prefixes: frozenset[str],
         elif _FOUR_DIGITS.match(token) and not token.startswith(("19", "20")) and (
                 raw.lower() in prefixed or _standalone(text, match.start(1), match.end(1))):
             malformed.append(token)
-    dos, date_text = find_date(text, today)
+    dos, date_text, unreadable = read_date(text, today)
     diagnoses = tuple(dict.fromkeys(m.group(1).upper() for m in _ICD10.finditer(text)))
     return Extraction(tuple(dict.fromkeys(codes)), tuple(dict.fromkeys(malformed)), dos, date_text,
-                      diagnoses)
+                      diagnoses, unreadable)
 
 
 def _standalone(text: str, start: int, end: int) -> bool:
@@ -91,6 +92,13 @@ def _year_date(year: int, today: dt.date) -> dt.date:
 
 def find_date(text: str, today: dt.date) -> tuple[dt.date | None, str]:
     """The first date the question states, most specific form first."""
+    day, found, _ = read_date(text, today)
+    return day, found
+
+
+def read_date(text: str, today: dt.date) -> tuple[dt.date | None, str, str]:
+    """(date, its text, the text of a date-shaped token that is no calendar date)."""
+    unreadable = ""
     for pattern in (_ISO, _US, _MONTH_DAY_YEAR):
         for found in pattern.finditer(text):
             try:
@@ -102,13 +110,15 @@ def find_date(text: str, today: dt.date) -> tuple[dt.date | None, str]:
                 else:
                     m = _MONTHS[found.group(1).lower()[:3]]
                     d, y = int(found.group(2)), int(found.group(3))
-                return dt.date(y, m, d), found.group(0)
+                return dt.date(y, m, d), found.group(0), ""
             except ValueError:
-                continue
+                unreadable = unreadable or found.group(0)
+    if unreadable:
+        return None, "", unreadable
     found = _MONTH_YEAR.search(text)
     if found:
-        return dt.date(int(found.group(2)), _MONTHS[found.group(1).lower()[:3]], 1), found.group(0)
+        return dt.date(int(found.group(2)), _MONTHS[found.group(1).lower()[:3]], 1), found.group(0), ""
     found = _YEAR.search(text)
     if found:
-        return _year_date(int(found.group(1)), today), found.group(0)
-    return None, ""
+        return _year_date(int(found.group(1)), today), found.group(0), ""
+    return None, "", ""

@@ -11,16 +11,16 @@ from typing import Any
 import grpc
 
 from ..engine import Engine
-from ..errors import CptrulesError
+from ..errors import CptrulesError, InvalidInputError
 from ..v1 import code_pb2, code_rules_service_pb2 as service_pb2, code_rules_service_pb2_grpc
 from . import convert
-from .status import invalid_argument, to_status
+from .status import to_status
 
 log = logging.getLogger(__name__)
 
 
 def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn core errors into rich statuses; anything else is logged and is INTERNAL."""
+    """Turn core errors into rich statuses; anything else is a defect: logged, INTERNAL."""
 
     @functools.wraps(method)
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
@@ -28,23 +28,37 @@ def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
             return method(self, request, context)
         except CptrulesError as error:
             context.abort_with_status(to_status(error))
-        except _BadDate as bad:
-            context.abort_with_status(invalid_argument("date_of_service", str(bad), "INVALID_DATE"))
+        except Exception:
+            if context.code() is not None:  # already aborted with a status
+                raise
+            log.exception("%s failed", method.__name__)
+            context.abort(grpc.StatusCode.INTERNAL, "internal error; it has been logged")
 
     return wrapper
 
 
-class _BadDate(Exception):
-    pass
+_EARLIEST, _LATEST = 1990, 2100
 
 
 def _date(request: Any) -> dt.date | None:
+    d = request.date_of_service
     try:
-        return convert.from_date(request.date_of_service, request.HasField("date_of_service"))
+        day = convert.from_date(d, request.HasField("date_of_service"))
     except ValueError as exc:
-        d = request.date_of_service
-        raise _BadDate(f"date_of_service {d.year:04d}-{d.month:02d}-{d.day:02d} is not a "
-                       f"calendar date: {exc}") from None
+        raise InvalidInputError(f"date_of_service {d.year:04d}-{d.month:02d}-{d.day:02d} is not a "
+                                f"calendar date: {exc}", "date_of_service", reason="INVALID_DATE") from None
+    if day is not None and not _EARLIEST <= day.year <= _LATEST:
+        raise InvalidInputError(f"date_of_service year {day.year} is outside {_EARLIEST}-{_LATEST}",
+                                "date_of_service", reason="INVALID_DATE")
+    return day
+
+
+def _category(request: Any) -> str:
+    try:
+        return convert.category_name(request.category)
+    except ValueError:
+        raise InvalidInputError(f"category {request.category} is not a CodeCategory value",
+                                "category", reason="INVALID_CATEGORY") from None
 
 
 class CodeRulesServicer(code_rules_service_pb2_grpc.CodeRulesServiceServicer):
@@ -65,7 +79,7 @@ class CodeRulesServicer(code_rules_service_pb2_grpc.CodeRulesServiceServicer):
     @_guarded
     def ListCodes(self, request: Any, context: grpc.ServicerContext) -> Any:
         reports, token, total = self.engine.list_codes(
-            request.page_size, request.page_token, convert.category_name(request.category),
+            request.page_size, request.page_token, _category(request),
             _date(request))
         return service_pb2.ListCodesResponse(codes=[convert.code(r) for r in reports],
                                              next_page_token=token, total_size=total)

@@ -49,15 +49,3 @@ def to_status(error: CptrulesError) -> grpc.Status:
     else:
         code = code_pb2.FAILED_PRECONDITION
     return rpc_status.to_status(status_pb2.Status(code=code, message=error.message, details=details))
-
-
-def invalid_argument(field: str, message: str, reason: str = "INVALID_INPUT") -> grpc.Status:
-    """INVALID_ARGUMENT for a request problem found in the transport (e.g. a bad Date)."""
-    return to_status(InvalidInputError(message, field, {}) if reason == "INVALID_INPUT"
-                     else _Reasoned(message, field, reason))
-
-
-class _Reasoned(InvalidInputError):
-    def __init__(self, message: str, field: str, reason: str) -> None:
-        super().__init__(message, field)
-        self.reason = reason
