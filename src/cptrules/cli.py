@@ -53,6 +53,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log.warning("reloaded ruleset %s", new.ruleset.revision)
         except CptrulesError as error:
             log.error("reload refused, still serving %s:\n%s", engine.ruleset.revision, error)
+        except Exception:  # a reload must never take the running service down
+            log.exception("reload failed, still serving %s", engine.ruleset.revision)
 
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -134,3 +134,12 @@ def test_rule_setting_an_undeclared_output(rules_copy, capsys):
                 "set: {global_day_meaning: \"a maternity code")
     out = check_output(rules_copy, capsys)
     assert f"global_period.yaml:{line}: UNKNOWN_OUTPUT" in out
+
+
+def test_unknown_template_filter_and_non_utf8_file(rules_copy, capsys):
+    path = rules_copy / "answers" / "synonyms.j2"
+    path.write_text(path.read_text() + "\n{{ code | shout }}\n")
+    (rules_copy / "extra.yaml").write_bytes(b"table: x\n\xff\xfe broken\n")
+    out = check_output(rules_copy, capsys)
+    assert re.search(r"answers/synonyms\.j2:\d+: TEMPLATE: .*shout", out)
+    assert "extra.yaml:2: ENCODING" in out

@@ -94,3 +94,24 @@ def test_several_codes_get_one_answer_each(engine):
     assert result.codes == ("99213", "99214")
     assert "1.30" in result.text and "1.92" in result.text
     assert {f.code for f in result.provenance.fired} == {"99213", "99214"}
+
+
+@pytest.mark.parametrize("damage, column", [("20251399", "TERM DT"), ("2025063", "TERM DT")])
+def test_hcpcs_bad_dates_are_refused_with_line(tmp_path, cms_dir, capsys, damage, column):
+    lines = (cms_dir / "HCPC2025_OCT_ANWEB.from-xlsx.csv").read_text().splitlines()
+    at = next(i for i, l in enumerate(lines) if l.startswith("J0171,"))
+    lines[at] = lines[at].replace("20250630", damage)
+    bad = tmp_path / "HCPC2025_OCT_damaged.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    assert main(["import-hcpcs", str(bad), "--data-dir", str(tmp_path / "d")]) == 1
+    err = capsys.readouterr().err
+    assert f":{at + 1} (column {column})" in err
+
+
+def test_import_refuses_missing_files_and_bad_keys(tmp_path, capsys):
+    assert main(["import-pfs", str(tmp_path / "nope.csv"), "--data-dir", str(tmp_path)]) == 1
+    assert main(["import-hcpcs", str(tmp_path / "nope.csv"), "--data-dir", str(tmp_path)]) == 1
+    (tmp_path / "x.csv").write_text("HCPC\n")
+    assert main(["import-hcpcs", str(tmp_path / "x.csv"), "--key", "x/../HCPC2025_OCT",
+                 "--data-dir", str(tmp_path)]) == 1
+    assert "not a key" in capsys.readouterr().err

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2 import StrictUndefined, TemplateError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ..errors import RuleProblem
@@ -61,18 +61,19 @@ ENVIRONMENT = make_environment()
 
 
 def _check(source: str, path: str, base_line: int, known: set[str]) -> tuple[Any, RuleProblem | None]:
+    """Compile a template; a syntax error, unknown filter or unknown fact is a located problem."""
     try:
         tree = ENVIRONMENT.parse(source)
-    except TemplateSyntaxError as exc:
-        return None, RuleProblem(path, base_line + (exc.lineno or 1) - 1, "TEMPLATE", exc.message or str(exc))
-    unknown = meta.find_undeclared_variables(tree) - known - set(ENVIRONMENT.globals)
-    if unknown:
-        name = sorted(unknown)[0]
-        line = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), 1)
-        return None, RuleProblem(path, base_line + line - 1, "TEMPLATE",
-                                 f"unknown fact {name!r}" + (f" (and {len(unknown) - 1} more)"
-                                                             if len(unknown) > 1 else ""))
-    return ENVIRONMENT.from_string(source), None
+        unknown = meta.find_undeclared_variables(tree) - known - set(ENVIRONMENT.globals)
+        if unknown:
+            name = sorted(unknown)[0]
+            line = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), 1)
+            more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+            return None, RuleProblem(path, base_line + line - 1, "TEMPLATE", f"unknown fact {name!r}{more}")
+        return ENVIRONMENT.from_string(source), None
+    except TemplateError as exc:  # syntax errors, unknown filters and tests
+        line = getattr(exc, "lineno", None) or 1
+        return None, RuleProblem(path, base_line + line - 1, "TEMPLATE", getattr(exc, "message", None) or str(exc))
 
 
 def compile_templates(sources: Any, folder: str, known: set[str]) -> tuple[dict[str, Any], list[RuleProblem]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,13 +23,18 @@ REQUIRED = ("HCPC", "RECID", "LONG DESCRIPTION", "SHORT DESCRIPTION", "PRICE1", 
             "ADD DT", "ACT EFF DT", "TERM DT", "ACTION CD")
 FIELDS = ("long", "short", "price1", "cov", "betos", "add", "act_eff", "term", "action")
 _NAME = re.compile(r"HCPC(\d{4})_?([A-Z]{3})", re.IGNORECASE)
+_KEY = re.compile(r"HCPC(\d{4})_(JAN|APR|JUL|OCT)")
 _MONTHS = {"JAN": 1, "APR": 4, "JUL": 7, "OCT": 10}
 _CODE = re.compile(r"^[A-Z]\d{4}$")
-_DATE = re.compile(r"^\d{8}$")
 
 
 def _iso(cell: str) -> str:
-    return f"{cell[:4]}-{cell[4:6]}-{cell[6:]}" if cell else ""
+    """CMS's YYYYMMDD as an ISO date; ValueError for anything that is not a calendar date."""
+    if not cell:
+        return ""
+    if len(cell) != 8 or not cell.isdigit():  # strptime alone would read 2025063 as June 3
+        raise ValueError(cell)
+    return dt.datetime.strptime(cell, "%Y%m%d").date().isoformat()
 
 
 def _rows_from(path: Path) -> list[list[str]]:
@@ -40,8 +46,7 @@ def _rows_from(path: Path) -> list[list[str]]:
         rows = [["" if c is None else str(c) for c in r] for r in sheet.iter_rows(values_only=True)]
         book.close()
         return rows
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.reader(handle))
+    return list(csv.reader(io.StringIO(path.read_bytes().decode("utf-8"), newline="")))
 
 
 def import_hcpcs(path: Path, key: str | None = None) -> dict[str, Any]:
@@ -51,17 +56,24 @@ def import_hcpcs(path: Path, key: str | None = None) -> dict[str, Any]:
     def refuse(line: int, column: str, message: str) -> DataImportError:
         return DataImportError(name, ImportProblem(line, column, message))
 
+    if not path.is_file():
+        raise refuse(0, "", "no such file")
     if key is None:
         found = _NAME.search(path.name)
         if not found or found.group(2).upper() not in _MONTHS:
             raise refuse(1, "", "the file name does not say the year and quarter "
                                 "(e.g. HCPC2025_OCT...); pass the key, e.g. HCPC2025_OCT")
         key = f"HCPC{found.group(1)}_{found.group(2).upper()}"
-    found = _NAME.search(key)
-    if not found or found.group(2).upper() not in _MONTHS:
+    found = _KEY.fullmatch(key)
+    if not found:
         raise refuse(1, "", f"{key!r} is not a key like HCPC2025_OCT")
     effective = dt.date(int(found.group(1)), _MONTHS[found.group(2).upper()], 1)
-    rows = _rows_from(path)
+    try:
+        rows = _rows_from(path)
+    except UnicodeDecodeError as exc:
+        raise refuse(1, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except Exception as exc:  # openpyxl raises several types for a damaged workbook
+        raise refuse(1, "", f"not a readable HCPCS file: {exc}") from None
     if not rows:
         raise refuse(1, "", "the file is empty")
     header = [c.strip() for c in rows[0]]
@@ -80,14 +92,16 @@ def import_hcpcs(path: Path, key: str | None = None) -> dict[str, Any]:
         code = row[at["HCPC"]].strip()
         if not _CODE.match(code):
             raise refuse(line, "HCPC", f"{code!r} is not a HCPCS Level II code")
+        dates = {}
         for col in ("ADD DT", "ACT EFF DT", "TERM DT"):
             cell = row[at[col]].strip()
-            if cell and not _DATE.match(cell):
-                raise refuse(line, col, f"{cell!r} is not a YYYYMMDD date")
+            try:
+                dates[col] = _iso(cell)
+            except ValueError:
+                raise refuse(line, col, f"{cell!r} is not a YYYYMMDD calendar date") from None
         codes[code] = [row[at["LONG DESCRIPTION"]].strip(), row[at["SHORT DESCRIPTION"]].strip(),
                        row[at["PRICE1"]].strip(), row[at["COV"]].strip(), row[at["BETOS"]].strip(),
-                       _iso(row[at["ADD DT"]].strip()), _iso(row[at["ACT EFF DT"]].strip()),
-                       _iso(row[at["TERM DT"]].strip()), row[at["ACTION CD"]].strip()]
+                       dates["ADD DT"], dates["ACT EFF DT"], dates["TERM DT"], row[at["ACTION CD"]].strip()]
     if not codes:
         raise refuse(len(rows), "", "no procedure rows (RECID 3)")
     return {"format": 1, "kind": "hcpcs", "key": key, "effective": effective.isoformat(),

@@ -87,11 +87,14 @@ class ImportedRelease:
 
 def import_pfs_csv(path: Path, release: str | None = None, qp_conversion_factor: float = 0.0) -> ImportedRelease:
     """Parse and check a PPRRVU CSV; refuse it whole, with line and column, on any problem."""
-    raw = path.read_bytes()
     name = str(path)
 
     def refuse(line: int, column: str, message: str) -> DataImportError:
         return DataImportError(name, ImportProblem(line, column, message))
+
+    if not path.is_file():
+        raise refuse(0, "", "no such file")
+    raw = path.read_bytes()
 
     try:
         text = raw.decode("ascii")
@@ -127,8 +130,11 @@ def import_pfs_csv(path: Path, release: str | None = None, qp_conversion_factor:
         effective = release_effective(release)
     except ValueError as exc:
         raise refuse(1, "", str(exc)) from None
-    released = (dt.date(int(released_match.group(3)), int(released_match.group(1)),
-                        int(released_match.group(2))).isoformat() if released_match else "")
+    try:
+        released = (dt.datetime.strptime(released_match.group(0), "RELEASED %m/%d/%Y").date().isoformat()
+                    if released_match else "")
+    except ValueError:
+        raise refuse(1, "", f"the banner's {released_match.group(0)!r} is not a calendar date") from None
     keys = [k for k, col in FIELDS if col in index]
     out_rows: list[list[Any]] = []
     seen: set[tuple[str, str]] = set()

@@ -71,7 +71,7 @@ class _Compiler:
 
     def __init__(self, sources: RuleSources) -> None:
         self.sources = sources
-        self.problems: list[RuleProblem] = []
+        self.problems: list[RuleProblem] = list(sources.problems)
         self.fact_types = {name: spec.type for name, spec in BASE_FACTS.items()}
         self.rule_ids: dict[str, tuple[str, int]] = {}
 

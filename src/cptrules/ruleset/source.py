@@ -31,6 +31,7 @@ class RuleSources:
 
     root: str
     files: dict[str, SourceFile]
+    problems: tuple[RuleProblem, ...] = ()
 
     def revision(self) -> str:
         """Content hash over every file name and text: the ruleset version."""
@@ -43,11 +44,17 @@ class RuleSources:
 def read_sources(root: Path) -> RuleSources:
     """Read every .yaml and .j2 file under root."""
     files: dict[str, SourceFile] = {}
+    problems: list[RuleProblem] = []
     for path in sorted(root.rglob("*")):
         if path.is_file() and path.suffix in {".yaml", ".yml", ".j2"}:
             rel = path.relative_to(root).as_posix()
-            files[rel] = SourceFile(rel, path.read_text(encoding="utf-8"))
-    return RuleSources(str(root), files)
+            raw = path.read_bytes()
+            try:
+                files[rel] = SourceFile(rel, raw.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                line = raw[: exc.start].count(b"\n") + 1
+                problems.append(RuleProblem(rel, line, "ENCODING", "the file is not UTF-8 text"))
+    return RuleSources(str(root), files, tuple(problems))
 
 
 def parse_yaml(source: SourceFile) -> tuple[Any, list[RuleProblem]]:

@@ -27,11 +27,15 @@ class MetricsInterceptor(grpc.ServerInterceptor):
 
         def observed(request: Any, context: grpc.ServicerContext) -> Any:
             start = time.perf_counter()
+            failed = False
             try:
                 return inner(request, context)
+            except Exception:
+                failed = True
+                raise
             finally:
-                code = context.code() if hasattr(context, "code") else None
-                self.requests.labels(method, (code or grpc.StatusCode.OK).name).inc()
+                code = context.code() or (grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK)
+                self.requests.labels(method, code.name).inc()
                 self.latency.labels(method).observe(time.perf_counter() - start)
 
         return grpc.unary_unary_rpc_method_handler(
