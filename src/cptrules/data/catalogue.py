@@ -6,7 +6,50 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
+
+from ..errors import RuleFileErrors, RuleProblem
+from ..ruleset.source import line_of
+
+_DATE = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+_TEXT = {"type": "string", "minLength": 1}
+_DATED = {"oneOf": [{"type": "null"}, {
+    "type": "object", "additionalProperties": False, "required": ["date", "basis", "source"],
+    "properties": {"date": _DATE, "basis": {"enum": ["stated", "inferred"]}, "source": _TEXT}}]}
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["version", "codes"],
+    "properties": {
+        "version": _TEXT,
+        "codes": {"type": "array", "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["code", "descriptor"],
+            "properties": {
+                "code": {"type": "string", "pattern": "^[0-9A-Z]{5}$"},
+                "descriptor": {"type": "string", "minLength": 1, "maxLength": 120},
+                "plain_language": _TEXT, "clinical_context": _TEXT, "family": _TEXT,
+                "synonyms": {"type": "array", "items": _TEXT},
+                "specialties": {"type": "array", "items": _TEXT},
+                "related": {"type": "array", "items": {"type": "string"}},
+                "sources": {"type": "array", "items": _TEXT},
+                "lifecycle": {"type": ["object", "null"], "additionalProperties": False, "properties": {
+                    "published": _DATED, "effective": _DATED, "extended": _DATED, "sunset": _DATED,
+                    "replaced_by": {"oneOf": [{"type": "null"}, {
+                        "type": "object", "additionalProperties": False,
+                        "required": ["codes", "effective", "source"],
+                        "properties": {"codes": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                                       "effective": _DATE, "source": _TEXT}}]}}},
+                "coverage_notes": {"type": "array", "items": {
+                    "type": "object", "additionalProperties": False, "required": ["text", "source"],
+                    "properties": {"text": _TEXT, "source": _TEXT,
+                                   "as_of": {"oneOf": [{"type": "null"}, _DATE]}}}},
+            },
+        }},
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -87,22 +130,35 @@ class Catalogue:
 
     @classmethod
     def load(cls, path: Path) -> Catalogue:
-        """Read catalogue.yaml; dates are kept as ISO text."""
-        doc = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
-        catalogue = cls(str(doc.get("version", "")))
-        for raw in doc.get("codes", []):
-            entry = _stringify(raw)
-            code = str(entry["code"]).strip().upper()
-            catalogue.entries[code] = CatalogueEntry(code, entry)
+        """Read and validate catalogue.yaml; every problem is reported with its line."""
+        located = YAML(typ="rt").load(path.read_text(encoding="utf-8")) or {}
+        doc = _stringify(located)
+        problems = [RuleProblem(path.name, line_of(located, list(e.absolute_path)), "CATALOGUE",
+                                f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}")
+                    for e in Draft202012Validator(SCHEMA).iter_errors(doc)]
+        seen: dict[str, int] = {}
+        for index, raw in enumerate(doc.get("codes") or []):
+            code = str(raw.get("code", ""))
+            if code in seen:
+                problems.append(RuleProblem(path.name, line_of(located, ["codes", index]), "CATALOGUE",
+                                            f"{code} is listed twice (first at entry {seen[code]})"))
+            seen.setdefault(code, index)
+        if problems:
+            raise RuleFileErrors(problems)
+        catalogue = cls(str(doc["version"]))
+        for raw in doc["codes"]:
+            catalogue.entries[raw["code"]] = CatalogueEntry(raw["code"], raw)
         return catalogue
 
 
 def _stringify(value: Any) -> Any:
-    """Dates the YAML parser made into date objects back to ISO text."""
+    """Plain Python values; dates the YAML parser made into date objects back to ISO text."""
     if isinstance(value, dict):
-        return {k: _stringify(v) for k, v in value.items()}
+        return {str(k): _stringify(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_stringify(v) for v in value]
     if hasattr(value, "isoformat"):
         return value.isoformat()
+    if isinstance(value, str):
+        return str(value)
     return value
