@@ -177,7 +177,16 @@ class Engine:
             raise InvalidInputError(f"at most {limits.BATCH_MAX_CODES} codes per batch", "codes",
                                     {"count": str(len(texts)), "limit": str(limits.BATCH_MAX_CODES)})
         snap = self._snapshot
-        resolved = [self._resolve(t, snap, f"codes[{i}]") for i, t in enumerate(texts)]
+        resolved = []
+        for index, text in enumerate(texts):
+            try:
+                resolved.append(self._resolve(text, snap, f"codes[{index}]"))
+            except InvalidInputError as error:
+                error.field = f"codes[{index}]"
+                raise
+            except CodeNotFoundError as error:
+                error.metadata["index"] = str(index)
+                raise
         return [self._report(c, dos, snap) for c in resolved]
 
     def list_codes(self, page_size: int, page_token: str, category: str = "",

@@ -211,3 +211,18 @@ def test_out_of_range_year_is_invalid_argument(stub):
     with pytest.raises(grpc.RpcError) as caught:
         stub.GetCode(svc.GetCodeRequest(code="99213", date_of_service=date_pb2.Date(year=9999, month=1, day=1)))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_batch_names_the_bad_index(stub):
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.BatchGetCodes(svc.BatchGetCodesRequest(codes=["99213", ""]))
+    assert details(caught.value)["BadRequest"].field_violations[0].field == "codes[1]"
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.BatchGetCodes(svc.BatchGetCodesRequest(codes=["99213", "0999U"]))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert details(caught.value)["ErrorInfo"].metadata["index"] == "1"
+
+
+def test_no_release_is_its_own_availability(stub):
+    code = stub.GetCode(svc.GetCodeRequest(code="99213", date_of_service=date_pb2.Date(year=2024, month=6, day=1)))
+    assert code.fee_schedule.rvu_availability == code_pb2.RVU_AVAILABILITY_NO_RELEASE

@@ -57,12 +57,16 @@ class CodeData:
             return None
         return newest
 
-    def hcpcs_for(self, dos: dt.date) -> HcpcsFile | None:
-        """The newest HCPCS file in effect on the date, or the oldest for earlier dates."""
+    def hcpcs_for(self, dos: dt.date, explicit: bool) -> HcpcsFile | None:
+        """The HCPCS file that speaks for a date: the newest one in effect, else the earliest
+        file of the same year (its add and termination dates cover the months before it).
+        A stated date in another year than the file's is not answered from it."""
         candidates = [h for h in self.hcpcs_files if h.effective <= dos]
-        if candidates:
-            return candidates[-1]
-        return self.hcpcs_files[0] if self.hcpcs_files else None
+        chosen = candidates[-1] if candidates else next(
+            (h for h in self.hcpcs_files if h.effective.year == dos.year), None)
+        if chosen is not None and explicit and chosen.effective.year != dos.year:
+            return None
+        return chosen
 
     def knows(self, code: str) -> bool:
         """True when any loaded source lists the code."""
@@ -123,7 +127,7 @@ class CodeData:
                     global_days=row["global"], pctc_indicator=row["pctc"],
                     conversion_factor=row["cf"] or release.conversion_factor)
             used.append(pfs_source(release))
-        hcpcs = self.hcpcs_for(dos)
+        hcpcs = self.hcpcs_for(dos, explicit)
         if hcpcs is not None and code in hcpcs.rows:
             facts.update(hcpcs.rows[code].facts(hcpcs.key))
             used.append(hcpcs.source())

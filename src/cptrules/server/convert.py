@@ -19,7 +19,7 @@ _RVU = {
     "not_used_for_payment": code_pb2.RVU_AVAILABILITY_NOT_USED_FOR_PAYMENT,
     "none": code_pb2.RVU_AVAILABILITY_NONE,
     "not_on_fee_schedule": code_pb2.RVU_AVAILABILITY_NOT_ON_FEE_SCHEDULE,
-    "no_release": code_pb2.RVU_AVAILABILITY_NOT_ON_FEE_SCHEDULE,
+    "no_release": code_pb2.RVU_AVAILABILITY_NO_RELEASE,
 }
 
 
