@@ -28,15 +28,19 @@ def generate(root: Path) -> list[Path]:
     proto_root = root / "protos"
     out = root / "src"
     protos = sorted(proto_root.rglob("*.proto"))
-    args = [sys.executable, "-m", "grpc_tools.protoc", f"--proto_path={proto_root}"]
-    args += [f"--proto_path={p}" for p in _include_dirs()]
-    args += [f"--python_out={out}", f"--pyi_out={out}", f"--grpc_python_out={out}"]
-    args += [str(p.relative_to(proto_root)) for p in protos]
-    subprocess.run(args, check=True, cwd=proto_root)
+    with_services = [p for p in protos if "\nservice " in p.read_text()]
+    base = [sys.executable, "-m", "grpc_tools.protoc", f"--proto_path={proto_root}"]
+    base += [f"--proto_path={p}" for p in _include_dirs()]
+    relative = [str(p.relative_to(proto_root)) for p in protos]
+    subprocess.run([*base, f"--python_out={out}", f"--pyi_out={out}", *relative], check=True, cwd=proto_root)
+    # gRPC stubs only where a service is declared, so message-only modules never import grpc.
+    subprocess.run([*base, f"--grpc_python_out={out}",
+                    *[str(p.relative_to(proto_root)) for p in with_services]], check=True, cwd=proto_root)
     written = []
     for proto in protos:
         stem = out / proto.relative_to(proto_root).with_suffix("")
-        for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py"):
+        suffixes = ("_pb2.py", "_pb2.pyi") + (("_pb2_grpc.py",) if proto in with_services else ())
+        for suffix in suffixes:
             written.append(stem.with_name(stem.name + suffix))
     for folder in sorted({path.parent for path in written}):
         package_init = folder / "__init__.py"

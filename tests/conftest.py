@@ -9,7 +9,8 @@ import grpc
 import pytest
 
 from cptrules.engine import Engine
-from cptrules.testing import running_server, shared_dir
+from cptrules.reference import shared_dir
+from cptrules.server.testing import running_server
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -177,7 +177,7 @@ def test_metrics_count_rpcs_by_status(engine):
     from prometheus_client import CollectorRegistry
 
     from cptrules.server.app import create_server
-    from cptrules.testing import client
+    from cptrules.server.testing import client
 
     registry = CollectorRegistry()
     server, port = create_server(engine, "127.0.0.1:0", registry=registry)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 
-from .engine import Engine
-from .server.app import create_server
-from .v1 import code_rules_service_pb2_grpc
+from ..engine import Engine
+from ..v1 import code_rules_service_pb2_grpc
+from .app import create_server
 
 
 @contextlib.contextmanager
@@ -30,12 +29,3 @@ def client(port: int) -> Iterator[code_rules_service_pb2_grpc.CodeRulesServiceSt
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         grpc.channel_ready_future(channel).result(timeout=10)
         yield code_rules_service_pb2_grpc.CodeRulesServiceStub(channel)
-
-
-def shared_dir() -> Path | None:
-    """The shared reference folder beside a source checkout, when there is one."""
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent.parent / "shared" / "data" / "cms"
-        if candidate.is_dir():
-            return candidate.parent.parent
-    return None
