@@ -15,10 +15,13 @@ from cptrules.server.testing import running_server
 REPO = Path(__file__).resolve().parents[1]
 
 
+TODAY = dt.date(2026, 11, 27)
+
+
 @pytest.fixture(scope="session")
 def engine() -> Engine:
-    """The engine on the embedded rules and data, with the full data check."""
-    return Engine.load()
+    """The engine on the embedded rules and data, with the full data check, on a fixed day."""
+    return Engine.load(clock=lambda: TODAY)
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +71,3 @@ def rules_copy(tmp_path: Path, rules_dir: Path) -> Path:
     shutil.copytree(rules_dir, target)
     return target
 
-
-@pytest.fixture(scope="session")
-def fixed_today() -> dt.date:
-    return dt.date(2026, 11, 27)

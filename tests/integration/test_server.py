@@ -170,7 +170,9 @@ def test_get_ruleset(stub):
     assert ruleset.revision.startswith("sha256:") and ruleset.rule_count > 40
     assert "category.yaml" in ruleset.rule_files
     assert {"RVU25D", "HCPC2025_OCT"} <= {d.key for d in ruleset.data_releases}
-    assert ruleset.code_count > 19000 and ruleset.load_time.seconds > 0
+    import time
+
+    assert ruleset.code_count > 19000 and abs(ruleset.load_time.seconds - time.time()) < 3600
 
 
 def test_metrics_count_rpcs_by_status(engine):

@@ -19,7 +19,10 @@ def is_code(engine):
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 @given(st.text(max_size=QUESTION_MAX_CHARS))
 def test_any_text_gets_an_answer_or_a_clear_error(engine, text):
-    result = engine.answer(text)
+    try:
+        result = engine.answer(text)
+    except QuestionTooLongError:  # NFKC can lengthen text past the limit
+        return
     assert result.text and result.outcome
 
 
@@ -57,37 +60,39 @@ def test_length_limit_is_enforced_after_normalisation(engine):
 
 @pytest.mark.parametrize("text", [
     "a" * 999, "0556T" * 199, ("(" * 300) + ")" * 300, "what is " * 120, "9" * 999,
-    "'; DROP TABLE codes; -- 0556T", "<script>alert(1)</script> is 0556T permanent",
-    "0556T " + "permanent " * 95, "\u202e0556T\u0000\u200b permanent",
 ])
-def test_adversarial_text_is_just_text(engine, text):
+def test_pathological_text_is_answered(engine, text):
     result = engine.answer(text[:QUESTION_MAX_CHARS])
-    assert result.text and "<script>" not in result.text
+    assert result.text and result.outcome in {"NOT_UNDERSTOOD", "ANSWERED", "NEED_CODE", "MALFORMED_CODE"}
 
 
-def test_work_grows_linearly_with_length(engine):
-    """Counts extraction steps rather than timing: matching 4x the text does at most ~4x the work."""
-    import rapidfuzz
+@pytest.mark.parametrize("text, intent", [
+    ("'; DROP TABLE codes; -- is 0556T permanent", "is_permanent"),
+    ("<script>alert(1)</script> is 0556T permanent", "is_permanent"),
+    ("\u202e0556T\u0000\u200b permanent?", "is_permanent"),
+])
+def test_markup_and_sql_are_just_text(engine, text, intent):
+    result = engine.answer(text)
+    assert (result.intent, result.codes) == (intent, ("0556T",))
 
-    calls = {"n": 0}
-    original = rapidfuzz.fuzz.partial_ratio
 
-    def counting(*args, **kwargs):
-        calls["n"] += 1
-        return original(*args, **kwargs)
-
+def test_work_grows_linearly_with_length(engine, monkeypatch):
+    """Counts word comparisons rather than timing: 4x the text costs at most ~4x the work."""
     from cptrules.questions import matcher
 
-    matcher.fuzz.partial_ratio = counting
-    try:
-        engine.answer("is 0556T permanent " * 10)
-        short = calls["n"]
-        calls["n"] = 0
-        engine.answer("is 0556T permanent " * 40)
-        long = calls["n"]
-    finally:
-        matcher.fuzz.partial_ratio = original
-    assert long <= short * 4 + 10
+    seen = {"words": 0}
+    original = matcher._fuzzy_phrase
+
+    def counting(phrase, tokens, cutoff):
+        seen["words"] += len(tokens)
+        return original(phrase, tokens, cutoff)
+
+    monkeypatch.setattr(matcher, "_fuzzy_phrase", counting)
+    engine.answer("is 0556T covred by medicare " * 8)
+    short = seen["words"]
+    seen["words"] = 0
+    engine.answer("is 0556T covred by medicare " * 32)
+    assert short > 0 and seen["words"] <= short * 4.5
 
 
 def test_dates_in_questions():
