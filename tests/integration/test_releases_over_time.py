@@ -118,3 +118,16 @@ def test_refused_import_leaves_answers_unchanged(tmp_path, cms_dir, damage):
     assert (data / "pfs" / "RVU26D.json.gz").read_bytes() == before_bytes
     engine.reload()
     assert [engine.answer(q).text for q in questions] == before
+
+
+def test_a_correction_release_replaces_its_quarter(tmp_path, cms_dir):
+    """An AR-style correction (RVU26DR) takes effect with its quarter and wins over the original."""
+    source = cms_dir / "excerpts-2026" / "PPRRVU2026_Oct_nonQPP.csv"
+    corrected = tmp_path / "PPRRVU2026_Oct_corrected.csv"
+    corrected.write_bytes(source.read_bytes().replace(b",19.11,", b",19.15,"))
+    data = tmp_path / "data"
+    write_release(import_pfs_csv(source), data)
+    write_release(import_pfs_csv(corrected, release="RVU26DR"), data)
+    engine = Engine.load(data_dirs=[data], check_data=False, clock=CLOCK)
+    report = engine.get_code("27447", dt.date(2026, 11, 1))
+    assert (report.facts["pfs_release"], report.facts["work_rvu"]) == ("RVU26DR", 19.15)

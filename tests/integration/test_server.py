@@ -228,3 +228,14 @@ def test_batch_names_the_bad_index(stub):
 def test_no_release_is_its_own_availability(stub):
     code = stub.GetCode(svc.GetCodeRequest(code="99213", date_of_service=date_pb2.Date(year=2024, month=6, day=1)))
     assert code.fee_schedule.rvu_availability == code_pb2.RVU_AVAILABILITY_NO_RELEASE
+
+
+def test_hcpcs_entry_and_answer_date(stub):
+    code = stub.GetCode(svc.GetCodeRequest(code="J0171", date_of_service=date_pb2.Date(year=2025, month=8, day=1)))
+    assert code.hcpcs.release == "HCPC2025_OCT"
+    assert (code.hcpcs.termination_date.year, code.hcpcs.termination_date.month,
+            code.hcpcs.termination_date.day) == (2025, 6, 30)
+    assert code.hcpcs.long_description and code.lifecycle.status == "terminated"
+    assert not stub.GetCode(svc.GetCodeRequest(code="99213")).HasField("hcpcs")
+    answer = stub.AnswerQuestion(svc.AnswerQuestionRequest(question="is 0042T valid on 1/15/2026"))
+    assert (answer.date_of_service.year, answer.date_of_service.month, answer.date_of_service.day) == (2026, 1, 15)

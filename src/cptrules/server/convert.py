@@ -114,6 +114,17 @@ def code(report: CodeReport) -> code_pb2.Code:
                 rule_id=firing.rule.id))
     for note in f["curated_coverage_notes"]:
         message.coverage_notes.append(code_pb2.CoverageNote(text=note, source="curated catalogue"))
+    if f["on_hcpcs_file"]:
+        entry = code_pb2.HcpcsEntry(
+            release=f["hcpcs_release"], long_description=f["hcpcs_long_description"],
+            short_description=f["hcpcs_short_description"], action_code=f["hcpcs_action_code"],
+            coverage_code=f["hcpcs_coverage_code"], pricing_indicator=f["hcpcs_pricing_indicator"],
+            pricing_meaning=f["hcpcs_pricing_meaning"], betos=f["hcpcs_betos"])
+        for field, key in (("add_date", "hcpcs_add_date"), ("termination_date", "hcpcs_termination_date"),
+                           ("action_effective_date", "hcpcs_action_effective_date")):
+            if f[key]:
+                getattr(entry, field).CopyFrom(to_date(f[key]))
+        message.hcpcs.CopyFrom(entry)
     message.provenance.CopyFrom(provenance(report.provenance))
     message.date_of_service.CopyFrom(to_date(f["date_of_service"]))
     return message
@@ -130,8 +141,8 @@ def answer(result: AnswerResult) -> code_pb2.Answer:
         malformed_codes=result.malformed, matched_phrasings=result.matched, question=result.question)
     if result.provenance is not None:
         message.provenance.CopyFrom(provenance(result.provenance))
-    elif result.date_of_service:
-        message.provenance.date_of_service.CopyFrom(to_date(result.date_of_service))
+    if result.date_of_service:
+        message.date_of_service.CopyFrom(to_date(result.date_of_service))
     return message
 
 
