@@ -9,7 +9,6 @@ imported again under another key (RVU25C), which has the same size as a real one
 
 from __future__ import annotations
 
-import resource
 import subprocess
 import sys
 import tempfile

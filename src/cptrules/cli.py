@@ -69,27 +69,25 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .data.store import CodeData
     from .embedded import default_data_dir, default_rules_dir
     from .ruleset import load_ruleset
-    from .ruleset.check import data_problems, run_rule_tests, test_problems
+    from .ruleset.check import data_problems, phrasebook_problems, run_rule_tests, test_problems
 
     root = args.dir or default_rules_dir()
     ruleset = load_ruleset(root)
     report = run_rule_tests(ruleset)
     problems = test_problems(report)
-    phrasebook_failures = _phrasebook_tests(ruleset)
-    data = CodeData.load([default_data_dir(), *(args.data or [])])
     today = dt.datetime.now(dt.timezone.utc).date()
+    problems += phrasebook_problems(ruleset, today)
+    data = CodeData.load([default_data_dir(), *(args.data or [])])
     problems += data_problems(ruleset, (data.base_facts(c, today, False, today)[0] for c in data.codes()))
     if args.json:
         print(json.dumps({
             "revision": ruleset.revision, "tests": len(report.outcomes),
-            "failed": [str(p) for p in problems] + phrasebook_failures,
+            "failed": [str(p) for p in problems],
             "rule_coverage": report.coverage, "untested_rules": report.untested_rules,
             "fired_by_tests": report.fired_by_tests}, indent=2))
     else:
         for problem in problems:
             print(problem)
-        for failure in phrasebook_failures:
-            print(failure)
         print(f"{root}: ruleset {ruleset.revision}: {len(ruleset.rules)} rules in "
               f"{len(ruleset.tables)} tables, {len(ruleset.templates)} templates, "
               f"{len(ruleset.phrasebook.cues)} phrasings")
@@ -100,31 +98,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not report.outcomes:
         print("no rule tests found", file=sys.stderr)
         return 1
-    return 1 if problems or phrasebook_failures else 0
-
-
-def _phrasebook_tests(ruleset: Any) -> list[str]:
-    """The examples written in questions.yaml, checked against the matcher."""
-    from .questions.matcher import interpret
-
-    def is_code(code: str) -> bool:
-        from .evaluate import evaluate_table
-        from .facts import empty_facts
-
-        facts = empty_facts()
-        facts["code"] = code
-        evaluate_table(ruleset.tables[0], facts)
-        return bool(facts["category"])
-
-    failures = []
-    today = dt.datetime.now(dt.timezone.utc).date()
-    for test in ruleset.phrasebook.tests:
-        reading = interpret(test["q"], ruleset.phrasebook, is_code, today)
-        if reading.intent != test["intent"] or list(reading.extraction.codes) != list(test.get("codes", [])):
-            failures.append(f"{ruleset.phrasebook.path}: phrasing test {test['q']!r}: expected "
-                            f"{test['intent']} {test.get('codes', [])}, got {reading.intent} "
-                            f"{list(reading.extraction.codes)}")
-    return failures
+    return 1 if problems else 0
 
 
 def cmd_import_pfs(args: argparse.Namespace) -> int:
@@ -222,7 +196,7 @@ def cmd_faq(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from .diff import diff_releases, diff_rulesets
-    from .engine import Engine, build_snapshot
+    from .engine import build_snapshot
 
     engine = _engine(args, check_data=False)
     old, new = args.old, args.new

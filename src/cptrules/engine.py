@@ -22,12 +22,11 @@ from .data.store import CodeData
 from .embedded import default_data_dir, default_rules_dir
 from .errors import (CodeNotFoundError, InvalidInputError, MalformedCodeError,
                      QuestionTooLongError, RuleFileErrors)
-from .evaluate import Evaluation, evaluate, evaluate_table
-from .facts import empty_facts
+from .evaluate import Evaluation, evaluate
 from .provenance import DataSource, Provenance
 from .questions.matcher import NO_INTENT, Interpretation, interpret, normalise_question
 from .ruleset import Ruleset, load_ruleset
-from .ruleset.check import data_problems, run_rule_tests, test_problems
+from .ruleset.check import classify, data_problems, run_rule_tests, test_problems
 
 
 def utc_today() -> dt.date:
@@ -138,11 +137,7 @@ class Engine:
 
     def category_of(self, code: str, snapshot: Snapshot | None = None) -> tuple[str, str]:
         """(category, label) from the category table alone; empty for no known format."""
-        snap = snapshot or self._snapshot
-        facts = empty_facts()
-        facts["code"] = code
-        evaluate_table(snap.ruleset.tables[0], facts)
-        return str(facts.get("category", "")), str(facts.get("category_label", ""))
+        return classify((snapshot or self._snapshot).ruleset, code)
 
     def _resolve(self, text: str, snap: Snapshot, field_name: str = "code") -> str:
         try:

@@ -2,7 +2,6 @@
 release diffs, and imports that are refused without changing what is served."""
 
 import datetime as dt
-import shutil
 
 import pytest
 

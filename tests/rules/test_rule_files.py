@@ -104,7 +104,7 @@ def test_template_naming_an_unknown_fact(rules_copy, capsys):
 
 
 def test_failing_rule_test_is_reported(rules_copy, capsys):
-    line = edit(rules_copy / "category.yaml", "expect: {category: CATEGORY_II}", "expect: {category: CATEGORY_I}")
+    edit(rules_copy / "category.yaml", "expect: {category: CATEGORY_II}", "expect: {category: CATEGORY_I}")
     out = check_output(rules_copy, capsys)
     assert "TEST_FAILED" in out and "category.yaml:" in out
 

@@ -1,7 +1,6 @@
 """The curated catalogue: validated with located errors, complete for the BCT family, our own words."""
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest

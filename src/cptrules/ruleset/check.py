@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import datetime as dt
+
 from ..errors import RuleEvaluationError, RuleProblem
 from ..evaluate import memo_key, evaluate_table
 from ..facts import empty_facts
@@ -117,3 +119,27 @@ def data_problems(ruleset: Ruleset, records: Iterable[dict[str, Any]]) -> list[R
                 break
             facts.update(outputs)
     return list(problems.values())
+
+
+def classify(ruleset: Ruleset, code: str) -> tuple[str, str]:
+    """(category, label) from the first table alone: the category rules decide what a code is."""
+    facts = empty_facts()
+    facts["code"] = code
+    evaluate_table(ruleset.tables[0], facts)
+    return str(facts.get("category", "")), str(facts.get("category_label", ""))
+
+
+def phrasebook_problems(ruleset: Ruleset, today: dt.date) -> list[RuleProblem]:
+    """The example questions written in questions.yaml, checked against the matcher."""
+    from ..questions.matcher import interpret
+
+    book = ruleset.phrasebook
+    problems = []
+    for test in book.tests:
+        reading = interpret(test["q"], book, lambda c: bool(classify(ruleset, c)[0]), today)
+        want_codes = [str(c) for c in test.get("codes", [])]
+        if reading.intent != test["intent"] or list(reading.extraction.codes) != want_codes:
+            problems.append(RuleProblem(book.path, 1, "PHRASING_TEST_FAILED",
+                                        f"{test['q']!r}: expected {test['intent']} {want_codes}, got "
+                                        f"{reading.intent} {list(reading.extraction.codes)}"))
+    return problems

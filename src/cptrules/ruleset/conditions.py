@@ -104,7 +104,7 @@ class Environment:
             raise ConditionError(_clean_message(str(exc))) from None
         got = _type_name(program.return_type())
         if want == "double" and got == "int":
-            raise ConditionError(f"gives an int where a double is needed (write 1.0, not 1)")
+            raise ConditionError("gives an int where a double is needed (write 1.0, not 1)")
         if got != want and got != "dyn":
             raise ConditionError(f"gives a {got} where a {want} is needed")
         return Condition(text, program, _reads(program, text, self.fact_types))
