@@ -151,18 +151,27 @@ class Engine:
             raise CodeNotFoundError(code, label, snap.data.source_names())
         return code
 
-    def _report(self, code: str, dos: dt.date | None, snap: Snapshot) -> CodeReport:
+    def _report(self, code: str, dos: dt.date | None, snap: Snapshot, modifier: str = "") -> CodeReport:
         today = self.clock()
         day = dos or today
-        base, used = snap.data.base_facts(code, day, dos is not None, today)
+        base, used = snap.data.base_facts(code, day, dos is not None, today, modifier)
         evaluation = evaluate(snap.ruleset, base)
         provenance = Provenance(evaluation.fired, tuple(used), snap.ruleset.revision, day.isoformat())
         return CodeReport(code, evaluation.facts, evaluation, provenance)
 
-    def get_code(self, text: str, dos: dt.date | None = None) -> CodeReport:
-        """Facts for one code; MalformedCodeError or CodeNotFoundError for bad input."""
+    def get_code(self, text: str, dos: dt.date | None = None, modifier: str = "") -> CodeReport:
+        """Facts for one code (and a priced modifier's row, e.g. 26 or TC); bad input raises."""
         snap = self._snapshot
-        return self._report(self._resolve(text, snap), dos, snap)
+        code = self._resolve(text, snap)
+        modifier = modifier.strip().upper()
+        report = self._report(code, dos, snap, modifier)
+        if modifier and report.facts["pfs_row_modifier"] != modifier:
+            rows = ", ".join(report.facts["modifier_rows"]) or "none"
+            raise InvalidInputError(
+                f"the fee schedule in force has no row for {code} with modifier {modifier} "
+                f"(modifier rows: {rows})", "modifier", {"code": code, "modifier": modifier},
+                reason="MODIFIER_NOT_PRICED")
+        return report
 
     def batch_get(self, texts: list[str], dos: dt.date | None = None) -> list[CodeReport]:
         """Several codes in request order; the whole batch fails on the first bad code."""
@@ -267,27 +276,48 @@ class Engine:
             return AnswerResult(
                 text="Which code do you mean? Please include the CPT or HCPCS code in the question, "
                      f"for example: {example}", outcome=Outcome.NEED_CODE, **common)
-        code = found.codes[0]
-        common["code"] = code
-        if not snap.data.knows(code):
+        known = [c for c in found.codes if snap.data.knows(c)]
+        unknown = [c for c in found.codes if c not in known]
+        if not known:
+            code = found.codes[0]
+            common["code"] = code
             _, label = self.category_of(code, snap)
             return AnswerResult(
                 text=f"{code} has the format of a {label} code, but none of the loaded sources "
                      f"({', '.join(snap.data.source_names())}) lists it. It may be new, deleted, "
                      "or mistyped.", outcome=Outcome.CODE_NOT_FOUND, **common)
+        common["code"] = known[0]
         # Several codes ("99213 vs 99214 wRVU") get one answer each, unless the intent is
         # about the first code only (a conversion names its source, then its target).
-        subjects = [code]
-        if reading.intent not in book.source_formats:
-            subjects += [c for c in found.codes[1:limits.ANSWER_MAX_CODES] if snap.data.knows(c)]
-        reports = [self._report(c, day, snap) for c in subjects]
+        single = reading.intent in book.source_formats
+        subjects = known[:1] if single else known[:limits.ANSWER_MAX_CODES]
+        modifiers = dict(found.modifiers)
+        reports = [self._report(c, day, snap, modifiers.get(c, "")) for c in subjects]
         template = snap.ruleset.templates[reading.intent]
-        body = "\n\n".join(render(template, r.facts) for r in reports)
+        parts = [render(template, r.facts) for r in reports]
+        if len(parts) > 1:
+            parts = [text if text.startswith((r.code, r.facts["code_label"])) else f"{r.code}: {text}"
+                     for r, text in zip(reports, parts)]
+        body = "\n\n".join(parts)
+        notes = []
+        if unknown:
+            notes.append(f"{', '.join(unknown)}: not in any loaded source")
+        if not single and len(known) > len(subjects):
+            notes.append(f"not answered, at most {limits.ANSWER_MAX_CODES} codes per question: "
+                         + ", ".join(known[len(subjects):]))
         if found.malformed:
-            body += f" (Not a valid code format, so not answered: {', '.join(found.malformed)}.)"
+            notes.append(f"not a valid code format, so not answered: {', '.join(found.malformed)}")
+        if found.diagnosis_codes:
+            notes.append(f"{', '.join(found.diagnosis_codes)} looks like an ICD-10-CM diagnosis code; "
+                         "coverage by diagnosis is not in our data")
         if found.unreadable_date and dos is None:
-            body += (f" ({found.unreadable_date!r} is not a calendar date, so this answer is for "
-                     f"{'today' if not reports[0].facts['date_of_service_given'] else 'the date given'}.)")
+            notes.append(f"{found.unreadable_date!r} is not a calendar date, so this answer is for "
+                         + ("today" if not reports[0].facts["date_of_service_given"] else "the date given"))
+        elif dos is None and found.date_of_service and found.date_text.isdigit():
+            notes.append(f"'{found.date_text}' was read as the date of service "
+                         f"{found.date_of_service:%B} {found.date_of_service.day}, {found.date_of_service.year}")
+        if notes:
+            body += " (" + "; ".join(notes) + ".)"
         first = reports[0].provenance
         provenance = Provenance(
             tuple(f for r in reports for f in r.provenance.fired),

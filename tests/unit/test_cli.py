@@ -115,3 +115,46 @@ def test_import_refuses_missing_files_and_bad_keys(tmp_path, capsys):
     assert main(["import-hcpcs", str(tmp_path / "x.csv"), "--key", "x/../HCPC2025_OCT",
                  "--data-dir", str(tmp_path)]) == 1
     assert "not a key" in capsys.readouterr().err
+
+
+def test_modifier_rows_and_component_questions(engine):
+    import datetime as dt
+
+    tc = engine.answer("PE RVU for 71046-TC", dt.date(2025, 11, 1))
+    assert "0.69" in tc.text and "modifier TC (technical component)" in tc.text
+    pro = engine.answer("total RVU for 0509T 26", dt.date(2025, 11, 1))
+    assert "0.62" in pro.text and "modifier 26" in pro.text
+    assert engine.get_code("71046", dt.date(2025, 11, 1), "26").facts["work_rvu"] == 0.22
+    from cptrules.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError) as caught:
+        engine.get_code("99213", dt.date(2025, 11, 1), "TC")
+    assert caught.value.reason == "MODIFIER_NOT_PRICED"
+
+
+def test_several_codes_are_named_and_none_dropped_silently(engine):
+    import datetime as dt
+
+    both = engine.answer("are G0438 and G0439 covered", dt.date(2025, 11, 1))
+    assert both.text.count("HCPCS G0438") == 1 and "HCPCS G0439" in both.text
+    many = engine.answer("rvu 99213 99214 99215 99211 99212", dt.date(2025, 11, 1))
+    assert "at most 3 codes per question: 99211, 99212" in many.text
+    mixed = engine.answer("rvus for 99999 and 99213", dt.date(2025, 11, 1))
+    assert mixed.outcome == "ANSWERED" and "99999: not in any loaded source" in mixed.text
+
+
+def test_termination_holds_after_the_file_year(engine):
+    import datetime as dt
+
+    later = engine.answer("is J0171 still billable", dt.date(2026, 3, 1))
+    assert "June 30, 2025" in later.text and "no longer valid" in later.text
+
+
+def test_undated_answers_say_the_release_is_older(engine):
+    text = engine.answer("what is the wRVU for 99214").text
+    assert "1.92" in text and "newest fee-schedule release loaded" in text and "2025" in text
+
+
+def test_glued_prefix(engine):
+    assert engine.answer("what is cpt99213").codes == ("99213",)
+    assert engine.answer("what is cpt\uff19\uff19\uff12\uff11\uff13").codes == ("99213",)

@@ -117,6 +117,7 @@ class CatalogueEntry:
             "explicit_sunset_date": sunset,
             "replaced_by": replaced_by,
             "replaced_from": replaced_from,
+            "replaced_source": replaced_source,
             "lifecycle_sources": sources,
         }
 

@@ -57,16 +57,14 @@ class CodeData:
             return None
         return newest
 
-    def hcpcs_for(self, dos: dt.date, explicit: bool) -> HcpcsFile | None:
-        """The HCPCS file that speaks for a date: the newest one in effect, else the earliest
-        file of the same year (its add and termination dates cover the months before it).
-        A stated date in another year than the file's is not answered from it."""
+    def hcpcs_for(self, dos: dt.date) -> HcpcsFile | None:
+        """The HCPCS file that speaks for a date: the newest one in effect (its termination
+        dates stay true later on; answers flag it as older than the date), else the earliest
+        file of the same year, whose add and termination dates cover the months before it."""
         candidates = [h for h in self.hcpcs_files if h.effective <= dos]
-        chosen = candidates[-1] if candidates else next(
-            (h for h in self.hcpcs_files if h.effective.year == dos.year), None)
-        if chosen is not None and explicit and chosen.effective.year != dos.year:
-            return None
-        return chosen
+        if candidates:
+            return candidates[-1]
+        return next((h for h in self.hcpcs_files if h.effective.year == dos.year), None)
 
     def knows(self, code: str) -> bool:
         """True when any loaded source lists the code."""
@@ -100,8 +98,13 @@ class CodeData:
             found.append(catalogue_source(self.catalogue))
         return found
 
-    def base_facts(self, code: str, dos: dt.date, explicit: bool, today: dt.date) -> tuple[dict[str, Any], list[DataSource]]:
-        """The base fact record for a code on a date, and the sources it drew on."""
+    def base_facts(self, code: str, dos: dt.date, explicit: bool, today: dt.date,
+                   modifier: str = "") -> tuple[dict[str, Any], list[DataSource]]:
+        """The base fact record for a code on a date, and the sources it drew on.
+
+        With a modifier that has its own row in the release (26, TC, 53), the fee-schedule
+        facts are that row's.
+        """
         facts = empty_facts()
         facts.update(code=code, date_of_service=dos.isoformat(), today=today.isoformat(),
                      date_of_service_given=explicit)
@@ -110,12 +113,17 @@ class CodeData:
         if release is not None:
             facts.update(pfs_release=release.key, pfs_release_effective=release.effective.isoformat(),
                          pfs_covers_date=True, conversion_factor=release.conversion_factor,
-                         qp_conversion_factor=release.qp_conversion_factor)
+                         qp_conversion_factor=release.qp_conversion_factor,
+                         pfs_release_year=release.year, pfs_release_stale=release.year < dos.year)
             row = release.rows.get(code)
-            facts["modifier_rows"] = list(release.modifiers.get(code, []))
-            if row is None and code in release.modifier_rows:
+            by_modifier = {r["mod"]: r for r in release.modifier_rows.get(code, [])}
+            facts["modifier_rows"] = list(by_modifier)
+            if modifier in by_modifier:
+                row = by_modifier[modifier]
+                facts["pfs_row_modifier"] = modifier
+            elif row is None and by_modifier:
                 # A few codes are priced only by component (86153 has just a 26 row).
-                row = release.modifier_rows[code][0]
+                row = next(iter(by_modifier.values()))
                 facts["pfs_row_modifier"] = row["mod"]
             if row is not None:
                 facts.update(
@@ -127,9 +135,10 @@ class CodeData:
                     global_days=row["global"], pctc_indicator=row["pctc"],
                     conversion_factor=row["cf"] or release.conversion_factor)
             used.append(pfs_source(release))
-        hcpcs = self.hcpcs_for(dos, explicit)
+        hcpcs = self.hcpcs_for(dos)
         if hcpcs is not None and code in hcpcs.rows:
             facts.update(hcpcs.rows[code].facts(hcpcs.key))
+            facts["hcpcs_stale"] = hcpcs.effective.year < dos.year
             used.append(hcpcs.source())
         entry = self.catalogue.entries.get(code)
         if entry is not None:

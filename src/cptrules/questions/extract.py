@@ -15,11 +15,14 @@ from dataclasses import dataclass
 
 # A token: letters and digits, not part of a decimal ("M81.0"), money ("$12345")
 # or a longer identifier. Every quantifier is bounded, so matching is linear.
-_TOKEN = re.compile(r"(?<![\w$.])([A-Za-z0-9]{3,8})(?![\w])(?!\.\d)")
+_TOKEN = re.compile(r"(?<![\w$.])([A-Za-z0-9]{3,10})(?![\w])(?!\.\d)")
 _CODE_SHAPE = re.compile(r"^(\d{5}|\d{4}[A-Z]|[A-Z]\d{4})$")
 _WITH_MODIFIER = re.compile(r"^(\d{5}|\d{4}[A-Z]|[A-Z]\d{4})([A-Z0-9]{2})$")
 _NEAR_CODE = re.compile(r"^(\d{3}[A-Z]|\d{4}[A-Z]{2,3}|\d{5}[A-Z]{1,3}|[A-Z]\d{3}|[A-Z]\d{5})$")
 _FOUR_DIGITS = re.compile(r"^\d{4}$")
+_GLUED_PREFIX = re.compile(r"^(CPT|HCPCS|CODE)(?=[0-9A-Z]{5}$)")
+# A modifier right after a code: joined by a hyphen, or after a space for the priced components.
+_AFTER_CODE = re.compile(r"-([A-Za-z0-9]{2})(?![\w])|\s(26|TC|tc)(?![\w])")
 # ICD-10-CM diagnosis codes with their dot (M81.0, E11.9, Z00.00): named, never taken for procedures.
 _ICD10 = re.compile(r"(?<![\w.])([A-TV-Z]\d[0-9A-Z]\.[0-9A-Z]{1,4})(?![\w.])", re.I)
 _MONTHS = {m: i for i, m in enumerate(
@@ -43,6 +46,7 @@ class Extraction:
     date_text: str
     diagnosis_codes: tuple[str, ...] = ()
     unreadable_date: str = ""
+    modifiers: tuple[tuple[str, str], ...] = ()  # (code, modifier) as written: 71046-TC, 0509T 26
 
 
 def extract(text: str, is_code: Callable[[str], bool], prefixes: frozenset[str],
@@ -53,15 +57,24 @@ def extract(text: str, is_code: Callable[[str], bool], prefixes: frozenset[str],
     words = re.findall(r"[A-Za-z0-9®#]+", text.lower())
     prefixed = {words[i + 1] for i, w in enumerate(words[:-1]) if w.rstrip("®#") in prefixes}
     prefixed |= {words[i - 1] for i, w in enumerate(words[1:], start=1) if w in {"code", "codes"}}
+    attached: list[tuple[str, str]] = []
     for match in _TOKEN.finditer(text):
         raw = match.group(1)
-        token = raw.upper()
+        token = _GLUED_PREFIX.sub("", raw.upper())
         if _CODE_SHAPE.match(token):
-            (codes if is_code(token) else malformed).append(token)
+            if is_code(token):
+                codes.append(token)
+                after = _AFTER_CODE.match(text, match.end(1))
+                modifier = (after.group(1) or after.group(2)).upper() if after else ""
+                if modifier in modifiers:
+                    attached.append((token, modifier))
+            else:
+                malformed.append(token)
             continue
         joined = _WITH_MODIFIER.match(token)
         if joined and joined.group(2) in modifiers and is_code(joined.group(1)):
             codes.append(joined.group(1))
+            attached.append((joined.group(1), joined.group(2)))
             continue
         if _NEAR_CODE.match(token) and any(c.isdigit() for c in token):
             malformed.append(token)
@@ -71,7 +84,7 @@ def extract(text: str, is_code: Callable[[str], bool], prefixes: frozenset[str],
     dos, date_text, unreadable = read_date(text, today)
     diagnoses = tuple(dict.fromkeys(m.group(1).upper() for m in _ICD10.finditer(text)))
     return Extraction(tuple(dict.fromkeys(codes)), tuple(dict.fromkeys(malformed)), dos, date_text,
-                      diagnoses, unreadable)
+                      diagnoses, unreadable, tuple(dict.fromkeys(attached)))
 
 
 def _standalone(text: str, start: int, end: int) -> bool:

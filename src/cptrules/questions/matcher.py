@@ -16,7 +16,7 @@ from .extract import Extraction, extract
 from .phrasebook import Cue, Phrasebook, normalise_words
 
 NO_INTENT = "none"
-_CODEISH = re.compile(r"(?<![\w$.])[A-Za-z0-9]{3,8}(?![\w])(?!\.\d)")
+_CODEISH = re.compile(r"(?<![\w$.])[A-Za-z0-9]{3,10}(?![\w])(?!\.\d)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,7 @@ def _words_without_codes(text: str, extraction: Extraction) -> str:
 
     def blank(match: re.Match[str]) -> str:
         token = match.group(0).upper()
-        return " " if token in found or token[:5] in found else match.group(0)
+        return " " if token in found or token[:5] in found or token[-5:] in found else match.group(0)
 
     return _CODEISH.sub(blank, text)
 

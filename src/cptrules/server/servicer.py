@@ -69,7 +69,7 @@ class CodeRulesServicer(code_rules_service_pb2_grpc.CodeRulesServiceServicer):
 
     @_guarded
     def GetCode(self, request: Any, context: grpc.ServicerContext) -> code_pb2.Code:
-        return convert.code(self.engine.get_code(request.code, _date(request)))
+        return convert.code(self.engine.get_code(request.code, _date(request), request.modifier))
 
     @_guarded
     def BatchGetCodes(self, request: Any, context: grpc.ServicerContext) -> Any:
