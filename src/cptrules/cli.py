@@ -50,7 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def reload(*_: Any) -> None:
         try:
             new = engine.reload()
-            log.warning("reloaded ruleset %s", new.ruleset.revision)
+            log.info("reloaded ruleset %s", new.ruleset.revision)
         except CptrulesError as error:
             log.error("reload refused, still serving %s:\n%s", engine.ruleset.revision, error)
         except Exception:  # a reload must never take the running service down
@@ -72,7 +72,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .ruleset.check import data_problems, phrasebook_problems, run_rule_tests, test_problems
 
     root = args.dir or default_rules_dir()
-    ruleset = load_ruleset(root)
+    try:
+        ruleset = load_ruleset(root)
+    except RuleFileErrors as error:
+        if not args.json:
+            raise
+        print(json.dumps({"revision": None, "failed": [str(p) for p in error.problems]}, indent=2))
+        return 1
     report = run_rule_tests(ruleset)
     problems = test_problems(report)
     today = dt.datetime.now(dt.timezone.utc).date()
@@ -92,7 +98,8 @@ def cmd_check(args: argparse.Namespace) -> int:
               f"{len(ruleset.tables)} tables, {len(ruleset.templates)} templates, "
               f"{len(ruleset.phrasebook.cues)} phrasings")
         print(f"rule tests: {len(report.outcomes) - len(report.failed)} passed, "
-              f"{len(report.failed)} failed; rule coverage {report.coverage:.0%}"
+              f"{len(report.failed)} failed; phrasing examples: {len(ruleset.phrasebook.tests)}; "
+              f"rule coverage {report.coverage:.0%}"
               + (f" (untested: {', '.join(report.untested_rules)})" if report.untested_rules else ""))
         print(f"checked against {len(data.codes())} codes from {', '.join(data.source_names())}")
     if not report.outcomes:
@@ -292,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -26,7 +26,7 @@ from .evaluate import Evaluation, evaluate
 from .provenance import DataSource, Provenance
 from .questions.matcher import NO_INTENT, Interpretation, interpret, normalise_question
 from .ruleset import Ruleset, load_ruleset
-from .ruleset.check import classify, data_problems, run_rule_tests, test_problems
+from .ruleset.check import classify, data_problems, phrasebook_problems, run_rule_tests, test_problems
 
 
 def utc_today() -> dt.date:
@@ -87,6 +87,7 @@ def build_snapshot(rules_dir: Path, data_dirs: list[Path], check_data: bool = Tr
     """Compile rules, run their tests, load data, and check every rule over every code."""
     ruleset = load_ruleset(rules_dir)
     problems = test_problems(run_rule_tests(ruleset))
+    problems += phrasebook_problems(ruleset, today or utc_today())
     data = CodeData.load(data_dirs)
     codes = data.codes()
     if check_data:

@@ -145,3 +145,37 @@ def test_unknown_template_filter_and_non_utf8_file(rules_copy, capsys):
     out = check_output(rules_copy, capsys)
     assert re.search(r"answers/synonyms\.j2:\d+: TEMPLATE: .*shout", out)
     assert "extra.yaml:2: ENCODING" in out
+
+
+def test_one_mistake_one_report(rules_copy, capsys):
+    """A broken table does not make its facts' templates, FAQ entries and phrasings look broken."""
+    edit(rules_copy / "coverage.yaml", "\nhit: collect", "\nhit: [collect")
+    out = check_output(rules_copy, capsys)
+    assert "coverage.yaml:" in out and "YAML_SYNTAX" in out
+    assert "unknown fact 'coverage_notes'" not in out and "NO_TEMPLATE" not in out
+
+
+def test_misnamed_table_and_misspelt_fact_get_suggestions(rules_copy, capsys):
+    line = edit(rules_copy / "ruleset.yaml", "  - coverage.yaml", "  - coverge.yaml")
+    edit(rules_copy / "fee_schedule.yaml", "when: \"!pfs_covers_date\"", "when: \"!pfs_cover_date\"")
+    out = check_output(rules_copy, capsys)
+    assert f"ruleset.yaml:{line}: MISSING_FILE: coverge.yaml does not exist (did you mean coverage.yaml?)" in out
+    assert "did you mean pfs_covers_date?" in out
+
+
+def test_check_json_when_rules_do_not_load(rules_copy, capsys):
+    import json
+
+    edit(rules_copy / "category.yaml", "\nhit: unique", "\nhit: [unique")
+    assert main(["check", str(rules_copy), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert any("category.yaml:" in p for p in report["failed"])
+
+
+def test_failing_phrasing_example_is_located_and_refused(rules_copy, capsys):
+    line = edit(rules_copy / "questions.yaml", '{q: "0556T", intent: what_is, codes: [0556T]}',
+                '{q: "0556T", intent: rvu, codes: [0556T]}')
+    out = check_output(rules_copy, capsys)
+    assert f"questions.yaml:{line}: TEST_FAILED" in out
+    with pytest.raises(RuleFileErrors):
+        Engine.load(rules_copy, check_data=False)

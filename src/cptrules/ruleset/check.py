@@ -139,7 +139,7 @@ def phrasebook_problems(ruleset: Ruleset, today: dt.date) -> list[RuleProblem]:
         reading = interpret(test["q"], book, lambda c: bool(classify(ruleset, c)[0]), today)
         want_codes = [str(c) for c in test.get("codes", [])]
         if reading.intent != test["intent"] or list(reading.extraction.codes) != want_codes:
-            problems.append(RuleProblem(book.path, 1, "PHRASING_TEST_FAILED",
+            problems.append(RuleProblem(book.path, test["line"], "TEST_FAILED",
                                         f"{test['q']!r}: expected {test['intent']} {want_codes}, got "
                                         f"{reading.intent} {list(reading.extraction.codes)}"))
     return problems

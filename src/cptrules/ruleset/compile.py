@@ -8,6 +8,8 @@ Nothing is swapped in by this module; it only builds or refuses.
 
 from __future__ import annotations
 
+import difflib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _suggest(message: str, names: dict[str, str]) -> str:
+    """' (did you mean x?)' for an undeclared name close to a declared one."""
+    found = re.search(r"undeclared reference to '(\w+)'", message)
+    close = difflib.get_close_matches(found.group(1), list(names), n=1) if found else []
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def _fits(value: Any, kind: str) -> bool:
     if kind in ("double", "int") and isinstance(value, bool):
         return False
@@ -78,10 +87,13 @@ class _Compiler:
     def problem(self, path: str, line: int, kind: str, message: str) -> None:
         self.problems.append(RuleProblem(path, line, kind, message))
 
-    def document(self, name: str, shape: dict[str, Any]) -> tuple[Any, SourceFile | None]:
+    def document(self, name: str, shape: dict[str, Any], named_at: int = 1) -> tuple[Any, SourceFile | None]:
         source = self.sources.files.get(name)
         if source is None:
-            self.problem(name, 0, "MISSING_FILE", f"{name} is named in {MANIFEST} but does not exist")
+            close = difflib.get_close_matches(name, list(self.sources.files), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            self.problem(MANIFEST if name != MANIFEST else name, named_at if name != MANIFEST else 0,
+                         "MISSING_FILE", f"{name} does not exist{hint}")
             return None, None
         doc, problems = parse_yaml(source)
         self.problems.extend(problems)
@@ -97,16 +109,23 @@ class _Compiler:
         manifest, _ = self.document(MANIFEST, schema.MANIFEST_SCHEMA)
         if manifest is None:
             return None
-        tables = [t for name in manifest["tables"] if (t := self.table(str(name))) is not None]
+        tables = [t for i, name in enumerate(manifest["tables"])
+                  if (t := self.table(str(name), line_of(manifest, ["tables", i]))) is not None]
+        complete = len(tables) == len(manifest["tables"])
+        folder = str(manifest["answers"]).rstrip("/") + "/"
+        template_files = {n[len(folder):-3] for n in self.sources.files if n.startswith(folder) and n.endswith(".j2")}
         templates, template_problems = compile_templates(
             self.sources, str(manifest["answers"]), set(self.fact_types))
-        self.problems.extend(template_problems)
-        faq = self.faq(str(manifest["faq"]), set(templates))
+        # A table that failed to load leaves its facts unknown: templates naming them are not
+        # wrong, so those reports wait until the table loads.
+        self.problems.extend(p for p in template_problems
+                             if complete or not p.message.startswith("unknown fact"))
+        faq = self.faq(str(manifest["faq"]), template_files)
         phrasebook = None
         questions, qsource = self.document(str(manifest["questions"]), schema.QUESTIONS_SCHEMA)
         if questions is not None and qsource is not None:
             phrasebook, problems = compile_phrasebook(_plain(questions), questions, qsource.path,
-                                                      set(templates))
+                                                      template_files)
             self.problems.extend(problems)
         if self.problems:
             return None
@@ -122,8 +141,8 @@ class _Compiler:
             files=tuple(sorted(self.sources.files)),
         )
 
-    def table(self, name: str) -> Table | None:
-        doc, _ = self.document(name, schema.TABLE_SCHEMA)
+    def table(self, name: str, named_at: int) -> Table | None:
+        doc, _ = self.document(name, schema.TABLE_SCHEMA, named_at)
         if doc is None:
             return None
         table_name = str(doc["table"])
@@ -154,7 +173,7 @@ class _Compiler:
                                  f"rule {later.id!r} can never fire: {earlier.id!r} "
                                  f"(line {earlier.line}) always matches first")
                     break
-        tests = self.tests(name, table_name, doc, outputs, {r.id for r in rules})
+        tests = self.tests(name, table_name, doc, outputs, {str(raw["id"]) for raw in doc["rules"]})
         self.fact_types.update({o.name: o.type for o in outputs.values()})
         return Table(table_name, name, str(doc["hit"]), outputs, tuple(rules), tuple(tests),
                      str(doc.get("description", "")), facts_read(tuple(rules)))
@@ -175,7 +194,7 @@ class _Compiler:
             when = env.compile(str(raw["when"]), "bool")
         except ConditionError as exc:
             self.problem(path, line_of(doc, ["rules", index, "when"]), "CEL",
-                         f"rule {rule_id!r}, when: {exc}")
+                         f"rule {rule_id!r}, when: {exc}{_suggest(str(exc), env.fact_types)}")
             ok = False
         sets = _plain(raw.get("set", {}))
         for key, value in sets.items():
@@ -206,7 +225,8 @@ class _Compiler:
             try:
                 lets[key] = env.compile(text, out.type)
             except ConditionError as exc:
-                self.problem(path, key_line, "CEL", f"rule {rule_id!r}, let {key}: {exc}")
+                self.problem(path, key_line, "CEL",
+                             f"rule {rule_id!r}, let {key}: {exc}{_suggest(str(exc), env.fact_types)}")
                 ok = False
         if not ok or when is None:
             return None
