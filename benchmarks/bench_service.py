@@ -36,6 +36,26 @@ def timed(call, seconds: float) -> list[float]:
     return samples
 
 
+def throughput(call, seconds: float, clients: int = 4) -> float:
+    """Calls per second with several client threads sharing one channel."""
+    import threading
+
+    counts = [0] * clients
+    end = time.perf_counter() + seconds
+
+    def run(slot: int) -> None:
+        while time.perf_counter() < end:
+            call()
+            counts[slot] += 1
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(counts) / seconds
+
+
 def summary(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
     return statistics.median(ordered), ordered[int(len(ordered) * 0.99) - 1]
@@ -82,6 +102,13 @@ def main() -> None:
                     question=QUESTIONS[next(j) % len(QUESTIONS)])), args.seconds))))
             rows.append(("gRPC GetFaq 0556T", *summary(timed(
                 lambda: stub.GetFaq(svc.GetFaqRequest(code="0556T")), args.seconds))))
+            k = iter(range(10**9))
+            rates = {
+                "empty handler": throughput(lambda: call_empty(b""), args.seconds),
+                "GetCode": throughput(lambda: stub.GetCode(svc.GetCodeRequest(code="0556T")), args.seconds),
+                "AnswerQuestion": throughput(lambda: stub.AnswerQuestion(svc.AnswerQuestionRequest(
+                    question=QUESTIONS[next(k) % len(QUESTIONS)])), args.seconds),
+            }
     finally:
         server.stop(None)
         empty.stop(None)
@@ -93,6 +120,9 @@ def main() -> None:
         print(f"{name:34} {median:10.1f} {p99:10.1f} {median / baseline:12.2f} {median / getcode:10.2f}")
     print(f"throughput (sequential, one client): empty {1e6 / baseline:,.0f}/s, "
           f"GetCode {1e6 / getcode:,.0f}/s")
+    print("throughput (4 client threads): " + ", ".join(
+        f"{name} {rate:,.0f}/s ({rate / rates['empty handler']:.2f}× empty, {rate / rates['GetCode']:.2f}× GetCode)"
+        for name, rate in rates.items()))
 
 
 if __name__ == "__main__":
