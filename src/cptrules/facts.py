@@ -63,6 +63,7 @@ BASE_FACTS: dict[str, FactSpec] = {
     "conversion_factor": _d("The release's conversion factor in dollars per RVU."),
     "qp_conversion_factor": _d("The qualifying-APM conversion factor, when the release has one; else 0."),
     "modifier_rows": FactSpec("list", [], "Modifiers with rows of their own, e.g. 26, TC."),
+    "paid_modifier_rows": FactSpec("list", [], "Modifier rows whose status (A, R, T) and RVUs mean Medicare pays them from RVUs."),
     "pfs_row_modifier": _s("The modifier whose row the fee-schedule facts come from (asked for, or the only row); empty for the global row."),
     # HCPCS Level II quarterly file.
     "on_hcpcs_file": _b("The code is on the loaded HCPCS Level II file."),

@@ -158,3 +158,30 @@ def test_undated_answers_say_the_release_is_older(engine):
 def test_glued_prefix(engine):
     assert engine.answer("what is cpt99213").codes == ("99213",)
     assert engine.answer("what is cpt\uff19\uff19\uff12\uff11\uff13").codes == ("99213",)
+
+
+def test_answers_agree_with_component_rows(engine):
+    """A code whose global row is C or X but whose 26 row is A says so, and billing names only paid rows."""
+    import datetime as dt
+
+    day = dt.date(2025, 11, 1)
+    for code in ("70555", "84181"):
+        report = engine.get_code(code, day)
+        assert report.facts["paid_modifier_rows"] == ["26"]
+        assert f"ask about {code}-26" in engine.render("rvu", report)
+    bundled = engine.get_code("94150", day)
+    assert bundled.facts["paid_modifier_rows"] == [] and "pays modifier" not in engine.render("billing", bundled)
+
+
+def test_status_i_is_not_called_valid(engine):
+    import datetime as dt
+
+    text = engine.render("status", engine.get_code("98010", dt.date(2025, 11, 1)))
+    assert "not one Medicare accepts" in text and "is a valid" not in text
+
+
+def test_replaced_code_billing_does_not_contradict(engine):
+    import datetime as dt
+
+    text = engine.render("billing", engine.get_code("0042T", dt.date(2026, 1, 1)))
+    assert "70472 or 70473" in text and "rather than an unlisted" not in text

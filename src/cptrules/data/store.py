@@ -118,6 +118,8 @@ class CodeData:
             row = release.rows.get(code)
             by_modifier = {r["mod"]: r for r in release.modifier_rows.get(code, [])}
             facts["modifier_rows"] = list(by_modifier)
+            facts["paid_modifier_rows"] = [m for m, r in by_modifier.items()
+                                           if r["status"] in "ART" and float(r["nf_total"]) + float(r["f_total"]) > 0]
             if modifier in by_modifier:
                 row = by_modifier[modifier]
                 facts["pfs_row_modifier"] = modifier
