@@ -258,7 +258,7 @@ class Engine:
         common = dict(question=question, intent=reading.intent, codes=found.codes,
                       malformed=found.malformed, confidence=reading.confidence,
                       runner_up=reading.runner_up, matched=matched,
-                      date_of_service=day.isoformat() if day else "")
+                      date_of_service=(day or self.clock()).isoformat())
         if reading.intent == NO_INTENT:
             text = _help_text(book)
             if found.diagnosis_codes:

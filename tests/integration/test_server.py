@@ -239,3 +239,21 @@ def test_hcpcs_entry_and_answer_date(stub):
     assert not stub.GetCode(svc.GetCodeRequest(code="99213")).HasField("hcpcs")
     answer = stub.AnswerQuestion(svc.AnswerQuestionRequest(question="is 0042T valid on 1/15/2026"))
     assert (answer.date_of_service.year, answer.date_of_service.month, answer.date_of_service.day) == (2026, 1, 15)
+
+
+@pytest.mark.parametrize("question, intent, code, outcome", [
+    ("is cpt 0556t permenant", "is_permanent", "0556T", code_pb2.ANSWER_OUTCOME_ANSWERED),
+    ("wRVU for 99213?", "rvu", "99213", code_pb2.ANSWER_OUTCOME_ANSWERED),
+    ("my EOB lists G0439 — what is that", "what_is", "G0439", code_pb2.ANSWER_OUTCOME_ANSWERED),
+    ("does medicare cover 0042T for a 2026 DOS", "coverage", "0042T", code_pb2.ANSWER_OUTCOME_ANSWERED),
+    ("is it permanent?", "is_permanent", "", code_pb2.ANSWER_OUTCOME_NEED_CODE),
+    ("what's the weather", "none", "", code_pb2.ANSWER_OUTCOME_NOT_UNDERSTOOD),
+])
+def test_the_questions_people_type(stub, question, intent, code, outcome):
+    answer = stub.AnswerQuestion(svc.AnswerQuestionRequest(question=question))
+    assert (answer.intent, answer.code, answer.outcome) == (intent, code, outcome)
+    assert answer.text and answer.HasField("date_of_service")
+    if outcome == code_pb2.ANSWER_OUTCOME_ANSWERED:
+        assert answer.confidence > 0 and answer.matched_phrasings or intent == "what_is"
+    if "2026 DOS" in question:
+        assert answer.date_of_service.year == 2026 and "70472" in answer.text
