@@ -80,6 +80,14 @@ class Snapshot:
     rules_dir: Path
     data_dirs: tuple[Path, ...]
     codes: tuple[str, ...] = field(default=())
+    by_category: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+
+    def codes_in(self, category: str) -> tuple[str, ...]:
+        """The snapshot's codes of one category, classified once and remembered."""
+        if category not in self.by_category:
+            self.by_category[category] = tuple(
+                c for c in self.codes if classify(self.ruleset, c)[0] == category)
+        return self.by_category[category]
 
 
 def build_snapshot(rules_dir: Path, data_dirs: list[Path], check_data: bool = True,
@@ -202,7 +210,7 @@ class Engine:
         size = min(page_size or limits.PAGE_SIZE_DEFAULT, limits.PAGE_SIZE_MAX)
         snap = self._snapshot
         after = _read_token(page_token, self._token_key, snap.ruleset.revision, category) if page_token else ""
-        codes = [c for c in snap.codes if not category or self.category_of(c, snap)[0] == category]
+        codes = snap.codes_in(category) if category else snap.codes
         start = 0
         if after:
             import bisect
