@@ -68,8 +68,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from .data.store import CodeData
     from .embedded import default_data_dir, default_rules_dir
+    from .engine import ruleset_problems
     from .ruleset import load_ruleset
-    from .ruleset.check import data_problems, phrasebook_problems, run_rule_tests, test_problems
 
     root = args.dir or default_rules_dir()
     try:
@@ -79,12 +79,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             raise
         print(json.dumps({"revision": None, "failed": [str(p) for p in error.problems]}, indent=2))
         return 1
-    report = run_rule_tests(ruleset)
-    problems = test_problems(report)
-    today = dt.datetime.now(dt.timezone.utc).date()
-    problems += phrasebook_problems(ruleset, today)
     data = CodeData.load([default_data_dir(), *(args.data or [])])
-    problems += data_problems(ruleset, (data.base_facts(c, today, False, today)[0] for c in data.codes()))
+    codes = data.codes()
+    report, problems = ruleset_problems(ruleset, data, codes, dt.datetime.now(dt.timezone.utc).date())
     if args.json:
         print(json.dumps({
             "revision": ruleset.revision, "tests": len(report.outcomes),
@@ -101,7 +98,7 @@ def cmd_check(args: argparse.Namespace) -> int:
               f"{len(report.failed)} failed; phrasing examples: {len(ruleset.phrasebook.tests)}; "
               f"rule coverage {report.coverage:.0%}"
               + (f" (untested: {', '.join(report.untested_rules)})" if report.untested_rules else ""))
-        print(f"checked against {len(data.codes())} codes from {', '.join(data.source_names())}")
+        print(f"checked against {len(codes)} codes from {', '.join(data.source_names())}")
     if not report.outcomes:
         print("no rule tests found", file=sys.stderr)
         return 1

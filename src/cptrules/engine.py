@@ -21,12 +21,13 @@ from .codes import normalise_code
 from .data.store import CodeData
 from .embedded import default_data_dir, default_rules_dir
 from .errors import (CodeNotFoundError, InvalidInputError, MalformedCodeError,
-                     QuestionTooLongError, RuleFileErrors)
+                     QuestionTooLongError, RuleFileErrors, RuleProblem)
 from .evaluate import Evaluation, evaluate
 from .provenance import DataSource, Provenance
 from .questions.matcher import NO_INTENT, Interpretation, interpret, normalise_question
 from .ruleset import Ruleset, load_ruleset
-from .ruleset.check import classify, data_problems, phrasebook_problems, run_rule_tests, test_problems
+from .ruleset.check import (TestReport, classify, data_problems, phrasebook_problems,
+                             run_rule_tests, test_problems)
 
 
 def utc_today() -> dt.date:
@@ -90,18 +91,24 @@ class Snapshot:
         return self.by_category[category]
 
 
+def ruleset_problems(ruleset: Ruleset, data: CodeData, codes: list[str], today: dt.date,
+                     check_data: bool = True) -> tuple[TestReport, list[RuleProblem]]:
+    """Everything that keeps a compiled ruleset from serving: failing rule and phrasing tests,
+    and (with check_data) conflicts or errors when every rule runs over every loaded code."""
+    report = run_rule_tests(ruleset)
+    problems = test_problems(report) + phrasebook_problems(ruleset, today)
+    if check_data:
+        problems += data_problems(ruleset, (data.base_facts(c, today, False, today)[0] for c in codes))
+    return report, problems
+
+
 def build_snapshot(rules_dir: Path, data_dirs: list[Path], check_data: bool = True,
                    today: dt.date | None = None) -> Snapshot:
-    """Compile rules, run their tests, load data, and check every rule over every code."""
+    """Compile rules, load data, and refuse the pair on any problem ruleset_problems finds."""
     ruleset = load_ruleset(rules_dir)
-    problems = test_problems(run_rule_tests(ruleset))
-    problems += phrasebook_problems(ruleset, today or utc_today())
     data = CodeData.load(data_dirs)
     codes = data.codes()
-    if check_data:
-        day = today or utc_today()
-        records = (data.base_facts(c, day, False, day)[0] for c in codes)
-        problems += data_problems(ruleset, records)
+    _, problems = ruleset_problems(ruleset, data, codes, today or utc_today(), check_data)
     if problems:
         raise RuleFileErrors(problems)
     return Snapshot(ruleset, data, rules_dir, tuple(data_dirs), tuple(codes))

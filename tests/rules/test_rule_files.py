@@ -68,11 +68,15 @@ def test_cel_type_error_and_typo_all_reported(rules_copy, capsys):
     assert f"coverage.yaml:{line2}: CEL" in out and "stauts_indicator" in out
 
 
-def test_set_value_outside_declared_values(rules_copy, capsys):
-    line = edit(rules_copy / "fee_schedule.yaml", "set: {rvu_availability: contractor_priced}",
-                "set: {rvu_availability: carrier_priced}")
-    out = check_output(rules_copy, capsys)
-    assert f"fee_schedule.yaml:{line}: VALUE" in out
+@pytest.mark.parametrize("path, old, new, kind", [
+    ("fee_schedule.yaml", "set: {rvu_availability: contractor_priced}",
+     "set: {rvu_availability: carrier_priced}", "VALUE"),
+    ("global_period.yaml", "set: {global_days_meaning: \"a maternity code",
+     "set: {global_day_meaning: \"a maternity code", "UNKNOWN_OUTPUT"),
+])
+def test_bad_set_is_located(rules_copy, capsys, path, old, new, kind):
+    line = edit(rules_copy / path, old, new)
+    assert f"{path}:{line}: {kind}" in check_output(rules_copy, capsys)
 
 
 def test_unique_hit_conflict_found_on_real_codes(rules_copy, capsys):
@@ -129,13 +133,6 @@ def test_reload_keeps_serving_the_last_good_ruleset(rules_copy):
         engine.reload()
     assert engine.ruleset.revision == revision
     assert engine.get_code("0556T").facts == before
-
-
-def test_rule_setting_an_undeclared_output(rules_copy, capsys):
-    line = edit(rules_copy / "global_period.yaml", "set: {global_days_meaning: \"a maternity code",
-                "set: {global_day_meaning: \"a maternity code")
-    out = check_output(rules_copy, capsys)
-    assert f"global_period.yaml:{line}: UNKNOWN_OUTPUT" in out
 
 
 def test_unknown_template_filter_and_non_utf8_file(rules_copy, capsys):
