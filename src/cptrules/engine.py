@@ -70,6 +70,8 @@ class AnswerResult:
     matched: tuple[str, ...] = ()
     provenance: Provenance | None = None
     date_of_service: str = ""
+    fee_schedule_release: str = ""
+    covers_date_of_service: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,15 @@ def ruleset_problems(ruleset: Ruleset, data: CodeData, codes: list[str], today: 
     report = run_rule_tests(ruleset)
     problems = test_problems(report) + phrasebook_problems(ruleset, today)
     if check_data:
-        problems += data_problems(ruleset, (data.base_facts(c, today, False, today)[0] for c in codes))
+        problems += data_problems(ruleset, (data.base_facts(c, day, today)[0]
+                                            for day in check_dates(data, today) for c in codes))
     return report, problems
+
+
+def check_dates(data: CodeData, today: dt.date) -> list[dt.date]:
+    """Dates at which every rule runs over every code at load: each release's first day
+    (where it speaks) and today (often past every release: the reference path)."""
+    return sorted({r.effective for r in data.releases} | {today})
 
 
 def build_snapshot(rules_dir: Path, data_dirs: list[Path], check_data: bool = True,
@@ -170,7 +179,7 @@ class Engine:
     def _report(self, code: str, dos: dt.date | None, snap: Snapshot, modifier: str = "") -> CodeReport:
         today = self.clock()
         day = dos or today
-        base, used = snap.data.base_facts(code, day, dos is not None, today, modifier)
+        base, used = snap.data.base_facts(code, day, today, modifier)
         evaluation = evaluate(snap.ruleset, base)
         provenance = Provenance(evaluation.fired, tuple(used), snap.ruleset.revision, day.isoformat())
         return CodeReport(code, evaluation.facts, evaluation, provenance)
@@ -248,7 +257,9 @@ class Engine:
                 question=render(entry.question, report.facts), code=report.code,
                 codes=(report.code,), confidence=1.0,
                 matched=(f"{entry.path}:{entry.line} {entry.intent}",),
-                provenance=report.provenance, date_of_service=report.facts["date_of_service"]))
+                provenance=report.provenance, date_of_service=report.facts["date_of_service"],
+                fee_schedule_release=report.facts["pfs_release"],
+                covers_date_of_service=report.facts["pfs_covers_date"]))
         return report, entries
 
     def interpret(self, question: str) -> Interpretation:
@@ -312,7 +323,7 @@ class Engine:
         template = snap.ruleset.templates[reading.intent]
         parts = [render(template, r.facts) for r in reports]
         if len(parts) > 1:
-            parts = [text if text.startswith((r.code, r.facts["code_label"])) else f"{r.code}: {text}"
+            parts = [text if text.startswith((r.code, r.facts["code_label"])) else f"{r.facts['code_label']}: {text}"
                      for r, text in zip(reports, parts)]
         body = "\n\n".join(parts)
         notes = []
@@ -328,7 +339,7 @@ class Engine:
                          "coverage by diagnosis is not in our data")
         if found.unreadable_date and dos is None:
             notes.append(f"{found.unreadable_date!r} is not a calendar date, so this answer is for "
-                         + ("today" if not reports[0].facts["date_of_service_given"] else "the date given"))
+                         + ("the date given" if found.date_of_service else "today"))
         elif dos is None and found.date_of_service and found.date_text.isdigit():
             notes.append(f"'{found.date_text}' was read as the date of service "
                          f"{found.date_of_service:%B} {found.date_of_service.day}, {found.date_of_service.year}")
@@ -340,7 +351,9 @@ class Engine:
             tuple(dict.fromkeys(s for r in reports for s in r.provenance.sources)),
             first.ruleset_revision, first.date_of_service)
         common["date_of_service"] = reports[0].facts["date_of_service"]
-        return AnswerResult(text=body, outcome=Outcome.ANSWERED, provenance=provenance, **common)
+        return AnswerResult(text=body, outcome=Outcome.ANSWERED, provenance=provenance,
+                            fee_schedule_release=reports[0].facts["pfs_release"],
+                            covers_date_of_service=reports[0].facts["pfs_covers_date"], **common)
 
     def sources(self) -> list[DataSource]:
         return self._snapshot.data.sources()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import RuleEvaluationError
+from .ruleset.dateclass import date_key, plan_for
 from .ruleset.model import Rule, Ruleset, Table
 
 
@@ -50,10 +51,7 @@ def evaluate_table(table: Table, facts: dict[str, Any]) -> list[Firing]:
         outputs = dict(rule.sets)
         for name, expr in rule.lets.items():
             outputs[name] = _check(rule, facts, expr)
-        inputs = {name: facts[name] for name in rule.when.reads}
-        for expr in rule.lets.values():
-            inputs.update({name: facts[name] for name in expr.reads})
-        fired.append(Firing(rule, inputs, outputs, str(facts.get("code", ""))))
+        fired.append(Firing(rule, rule_inputs(rule, facts), outputs, str(facts.get("code", ""))))
         if table.hit == "first":
             break
     if table.hit == "unique" and len(fired) > 1:
@@ -71,35 +69,55 @@ def evaluate_table(table: Table, facts: dict[str, Any]) -> list[Firing]:
     return fired
 
 
+def rule_inputs(rule: Rule, facts: dict[str, Any]) -> dict[str, Any]:
+    """The values of the facts a rule's condition and computations read, for its trace."""
+    inputs = {name: facts[name] for name in rule.when.reads}
+    for expr in rule.lets.values():
+        inputs.update({name: facts[name] for name in expr.reads})
+    return inputs
+
+
 MEMO_LIMIT = 200_000
+_NO_PLAN = object()
 
 
-def memo_key(facts: dict[str, Any], names: tuple[str, ...]) -> tuple[Any, ...]:
-    return tuple(tuple(v) if isinstance(v, list) else v for v in (facts[n] for n in names))
+def memo_key(ruleset: Ruleset, table: Table, facts: dict[str, Any]) -> tuple[Any, ...]:
+    """What a table's result depends on: the facts it reads, with the date of service (and
+    facts only compared with it) replaced by its order class where the rules allow it."""
+    plan = ruleset.date_plans.get(table.name, _NO_PLAN)
+    if plan is _NO_PLAN:
+        programs = [r.when.program for r in table.rules]
+        programs += [e.program for r in table.rules for e in r.lets.values()]
+        plan = ruleset.date_plans[table.name] = plan_for(table.reads, programs)
+    if plan is not None:
+        return date_key(facts, plan)
+    return tuple(tuple(v) if isinstance(v, list) else v for v in (facts[n] for n in table.reads))
 
 
 def evaluate(ruleset: Ruleset, base: dict[str, Any]) -> Evaluation:
     """Run every table in order over a copy of the base facts.
 
     A table's result depends only on the facts it reads, so results are remembered per
-    ruleset by those values; the trace is rebuilt for the code at hand.
+    ruleset by those values (dates by their order class, see ruleset.dateclass); the trace
+    is rebuilt for the record at hand.
     """
     facts = dict(base)
     fired: list[Firing] = []
     code = str(facts.get("code", ""))
     for table in ruleset.tables:
         memo = ruleset.memo.setdefault(table.name, {})
-        key = memo_key(facts, table.reads)
+        key = memo_key(ruleset, table, facts)
         known = memo.get(key)
         if known is None:
             firings = evaluate_table(table, facts)
             if len(memo) >= MEMO_LIMIT:
                 memo.clear()
             memo[key] = ({name: facts[name] for name in table.outputs},
-                         tuple((f.rule, f.inputs, f.outputs) for f in firings))
+                         tuple((f.rule, f.outputs) for f in firings))
             fired.extend(firings)
         else:
             outputs, trace = known
+            # Inputs are read from this record: a shared entry may come from another date.
+            fired.extend(Firing(rule, rule_inputs(rule, facts), outs, code) for rule, outs in trace)
             facts.update(outputs)
-            fired.extend(Firing(rule, inputs, outs, code) for rule, inputs, outs in trace)
     return Evaluation(facts, tuple(fired))

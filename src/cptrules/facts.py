@@ -39,15 +39,21 @@ def _b(doc: str) -> FactSpec:
 BASE_FACTS: dict[str, FactSpec] = {
     "code": _s("The normalised code, e.g. 0556T."),
     "date_of_service": _s("ISO date the question is about."),
-    "today": _s("ISO date the service is answering on."),
-    "date_of_service_given": _b("The caller stated the date of service (else: today, newest data)."),
-    # Fee schedule (CMS PFS RVU file), global row of the release in force.
-    "on_fee_schedule": _b("The code has a global row in the fee-schedule release in force."),
-    "pfs_release": _s("Release key of the fee-schedule file, e.g. RVU25D; empty when none covers the date."),
-    "pfs_release_effective": _s("ISO date the release took effect."),
-    "pfs_covers_date": _b("A loaded fee-schedule release is in force on the date of service."),
-    "pfs_release_year": FactSpec("int", 0, "The calendar year the release prices; 0 when none."),
-    "pfs_release_stale": _b("No date was given and the newest release loaded prices an earlier year than today's."),
+    "today": _s("ISO date the service is answering on (the date of service when none is given)."),
+    # Fee schedule (CMS PFS RVU file). The row facts come from `pfs_release`: the release in
+    # force on the date when it speaks for the code, else the newest earlier release that lists
+    # it, shown for reference only. Every claim about the date must also test pfs_covers_date.
+    "on_fee_schedule": _b("`pfs_release` has a row for the code (global, or only modifier rows)."),
+    "pfs_release": _s("Key of the release the fee-schedule facts come from, e.g. RVU25D; empty when none."),
+    "pfs_release_effective": _s("ISO date that release took effect."),
+    "pfs_covers_date": _b("`pfs_release` is in force on the date of service and speaks for this code "
+                          "(a whole release, or a partial one that lists the code)."),
+    "pfs_release_year": FactSpec("int", 0, "The calendar year `pfs_release` prices; 0 when none."),
+    "pfs_release_in_force": _s("Key of the release in force on the date, even when it does not speak "
+                               "for the code; empty when no loaded release is in force."),
+    "pfs_partial": _b("The release in force on the date is a partial release (an excerpt)."),
+    "pfs_component_only": _b("`pfs_release` lists the code only with modifier rows (e.g. 86153-26), "
+                             "and the facts are the first such row's."),
     "status_indicator": _s("PFS status indicator letter; empty when not on the fee schedule."),
     "not_used_for_payment": _b("The file marks the RVUs as not used for Medicare payment (+)."),
     "work_rvu": _d("Work RVU."),
@@ -65,10 +71,15 @@ BASE_FACTS: dict[str, FactSpec] = {
     "modifier_rows": FactSpec("list", [], "Modifiers with rows of their own, e.g. 26, TC."),
     "paid_modifier_rows": FactSpec("list", [], "Modifier rows whose status (A, R, T) and RVUs mean Medicare pays them from RVUs."),
     "pfs_row_modifier": _s("The modifier whose row the fee-schedule facts come from (asked for, or the only row); empty for the global row."),
+    "professional_row_status": _s("Status of the code's modifier-26 row in `pfs_release`; empty when it has none."),
+    "professional_row_work_rvu": _d("Work RVU of the modifier-26 row."),
+    "professional_row_non_facility_total_rvu": _d("Non-facility total RVU of the modifier-26 row."),
+    "professional_row_facility_total_rvu": _d("Facility total RVU of the modifier-26 row."),
     # HCPCS Level II quarterly file.
-    "on_hcpcs_file": _b("The code is on the loaded HCPCS Level II file."),
-    "hcpcs_stale": _b("The HCPCS file used is from an earlier year than the date of service."),
-    "hcpcs_release": _s("HCPCS file key, e.g. HCPC2025_OCT."),
+    "on_hcpcs_file": _b("The HCPCS file used (`hcpcs_release`) lists the code."),
+    "hcpcs_covers_date": _b("The HCPCS file used speaks for the date of service: it is a file of the "
+                            "date's calendar year. Its add and termination dates stay usable outside it."),
+    "hcpcs_release": _s("HCPCS file key, e.g. HCPC2025_OCT; empty when no loaded file lists the code."),
     "hcpcs_add_date": _s("ISO date the HCPCS code was added."),
     "hcpcs_action_effective_date": _s("ISO date of the latest action."),
     "hcpcs_termination_date": _s("ISO last date the code may be used; empty when open."),
@@ -92,7 +103,9 @@ BASE_FACTS: dict[str, FactSpec] = {
     "clinical_context": _s("When and by whom the code is used; empty when none."),
     "synonyms": FactSpec("list", [], "Other names for the service."),
     "specialties": FactSpec("list", [], "Specialties or settings that typically report it."),
-    "curated_coverage_notes": FactSpec("list", [], "Dated, sourced coverage notes from the catalogue."),
+    "curated_coverage_notes": FactSpec("list", [], "Sourced coverage notes from the catalogue, newest first."),
+    "curated_coverage_note_dates": FactSpec("list", [], "The ISO date of each note in curated_coverage_notes, or '' when undated."),
+    "catalogue_billed_by": _s("Who bills the code per the catalogue (physician, supplier, hospital, laboratory); empty when not stated."),
     "catalogue_sources": FactSpec("list", [], "Sources of the catalogue's descriptive text."),
     "hcpcs_long_description": _s("CMS's long description (HCPCS Level II only)."),
     "hcpcs_short_description": _s("CMS's short description (HCPCS Level II only)."),

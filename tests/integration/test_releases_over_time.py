@@ -38,7 +38,9 @@ def test_date_of_service_picks_the_release(engine_2026):
 def test_no_release_covers_the_date(engine_2026):
     early = engine_2026.get_code("27447", dt.date(2025, 3, 1))
     assert early.facts["rvu_availability"] == "no_release"
-    assert "None of the loaded" in engine_2026.render("rvu", early)
+    text = engine_2026.render("rvu", early)
+    assert text.startswith("No loaded Medicare fee schedule release speaks for March 1, 2025")
+    assert "For reference" not in text  # no release before the date lists it
     # RVU25D prices 2025 only: a mid-2026 date before RVU26D is not silently answered from it.
     gap = engine_2026.get_code("27447", dt.date(2026, 5, 1))
     assert gap.facts["rvu_availability"] == "no_release"

@@ -40,8 +40,13 @@ def test_reflection_lists_the_service(channel):
     assert "cptrules.v1.CodeRulesService" in names and "grpc.health.v1.Health" in names
 
 
+# A date RVU25D speaks for: undated requests are answered for the session's pinned today
+# (2026), which no embedded release covers (see test_dates_and_coverage.py).
+IN_RVU25D = date_pb2.Date(year=2025, month=11, day=1)
+
+
 def test_0556T(stub):
-    code = stub.GetCode(svc.GetCodeRequest(code="0556t"))
+    code = stub.GetCode(svc.GetCodeRequest(code="0556t", date_of_service=IN_RVU25D))
     assert code.code == "0556T"
     assert code.category == code_pb2.CODE_CATEGORY_CATEGORY_III
     fee = code.fee_schedule
@@ -59,7 +64,8 @@ def test_0556T(stub):
 
 
 def test_99213(stub):
-    code = stub.GetCode(svc.GetCodeRequest(code="99213"))
+    code = stub.GetCode(svc.GetCodeRequest(code="99213", date_of_service=IN_RVU25D))
+    assert code.fee_schedule.covers_date_of_service
     assert code.category == code_pb2.CODE_CATEGORY_CATEGORY_I
     fee = code.fee_schedule
     assert (fee.work_rvu, fee.non_facility_total_rvu, fee.facility_total_rvu) == (1.30, 2.75, 1.97)
@@ -69,7 +75,7 @@ def test_99213(stub):
 
 
 def test_0446T_has_national_rvus(stub):
-    code = stub.GetCode(svc.GetCodeRequest(code="0446T"))
+    code = stub.GetCode(svc.GetCodeRequest(code="0446T", date_of_service=IN_RVU25D))
     assert code.category == code_pb2.CODE_CATEGORY_CATEGORY_III
     assert code.fee_schedule.rvu_availability == code_pb2.RVU_AVAILABILITY_NATIONAL
     assert code.fee_schedule.work_rvu == 1.14

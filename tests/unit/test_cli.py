@@ -150,9 +150,14 @@ def test_termination_holds_after_the_file_year(engine):
     assert "June 30, 2025" in later.text and "no longer valid" in later.text
 
 
-def test_undated_answers_say_the_release_is_older(engine):
-    text = engine.answer("what is the wRVU for 99214").text
-    assert "1.92" in text and "newest fee-schedule release loaded" in text and "2025" in text
+def test_undated_answers_are_for_today_and_label_older_figures(engine):
+    answer = engine.answer("what is the wRVU for 99214")
+    assert answer.date_of_service == "2026-11-27" and not answer.covers_date_of_service
+    assert answer.fee_schedule_release == "RVU25D"
+    text = answer.text
+    assert text.startswith("No loaded Medicare fee schedule release speaks for November 27, 2026")
+    assert "For reference only" in text and "1.92" in text and "calendar year 2025 only" in text
+    assert "$" not in text.split("conversion factor")[0]  # no amount is quoted for the date
 
 
 def test_glued_prefix(engine):

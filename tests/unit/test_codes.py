@@ -32,7 +32,8 @@ def test_refuses_empty_and_huge():
     ("99213", "CATEGORY_I"), ("00100", "CATEGORY_I"), ("1036F", "CATEGORY_II"),
     ("0556T", "CATEGORY_III"), ("T1015", "HCPCS_LEVEL_II"), ("0001U", "PLA"),
     ("U0001", "HCPCS_LEVEL_II"), ("G0439", "HCPCS_LEVEL_II"), ("D0120", "HCPCS_LEVEL_II"),
-    ("M0201", "HCPCS_LEVEL_II"), ("0002M", ""), ("W1234", ""), ("ABCDE", ""),
+    ("M0201", "HCPCS_LEVEL_II"), ("0002M", "MAAA"), ("0001A", "CATEGORY_I"), ("0001Q", ""),
+    ("W1234", ""), ("ABCDE", ""),
 ])
 def test_category_by_format(engine, code, category):
     assert engine.category_of(code)[0] == category

@@ -34,6 +34,12 @@ def _longdate(iso: str) -> str:
     return f"{day.strftime('%B')} {day.day}, {day.year}"
 
 
+def _years_before(earlier: str, later: str) -> int:
+    """Whole years from one ISO date to a later one (negative when it is not later)."""
+    a, b = dt.date.fromisoformat(earlier), dt.date.fromisoformat(later)
+    return b.year - a.year - ((b.month, b.day) < (a.month, a.day))
+
+
 def _join_and(items: list[str], word: str = "and") -> str:
     items = [str(i) for i in items]
     if len(items) <= 1:
@@ -52,7 +58,7 @@ def make_environment() -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(
         undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True,
         keep_trailing_newline=False)
-    env.filters.update(rvu=_rvu, money=_money, factor=_factor, longdate=_longdate, join_and=_join_and,
+    env.filters.update(rvu=_rvu, money=_money, factor=_factor, longdate=_longdate, join_and=_join_and, years_before=_years_before,
                        sentence=_sentence)
     return env
 

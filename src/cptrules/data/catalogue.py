@@ -34,6 +34,7 @@ SCHEMA: dict[str, Any] = {
                 "synonyms": {"type": "array", "items": _TEXT},
                 "specialties": {"type": "array", "items": _TEXT},
                 "related": {"type": "array", "items": {"type": "string"}},
+                "billed_by": {"enum": ["physician", "supplier", "hospital", "laboratory"]},
                 "sources": {"type": "array", "items": _TEXT},
                 "lifecycle": {"type": ["object", "null"], "additionalProperties": False, "properties": {
                     "published": _DATED, "effective": _DATED, "extended": _DATED, "sunset": _DATED,
@@ -95,12 +96,16 @@ class CatalogueEntry:
                                     ("replacement", replaced_from, replaced_source)):
             if date and source:
                 sources.append(f"{label} {date}: {source}")
-        notes = []
+        dated = []
         for note in self.raw.get("coverage_notes") or []:
             text = str(note.get("text", "")).strip()
             text = text if text.endswith((".", "!", "?")) else text + "."
             where = f"Source: {str(note.get('source', '')).strip().rstrip('.')}"
-            notes.append(f"{text} {where}" + (f", as of {note['as_of']}." if note.get("as_of") else "."))
+            as_of = str(note.get("as_of") or "")
+            dated.append((as_of, f"{text} {where}."))
+        # Newest first, so conflicting sources read in the order a biller should weigh them;
+        # undated notes last, in the catalogue's order.
+        dated.sort(key=lambda pair: pair[0] or "0000", reverse=True)
         return {
             "curated": True,
             "descriptor": self.text("descriptor"),
@@ -109,7 +114,9 @@ class CatalogueEntry:
             "synonyms": self.texts("synonyms"),
             "specialties": self.texts("specialties"),
             "catalogue_sources": self.texts("sources"),
-            "curated_coverage_notes": notes,
+            "curated_coverage_notes": [text for _, text in dated],
+            "curated_coverage_note_dates": [as_of for as_of, _ in dated],
+            "catalogue_billed_by": self.text("billed_by"),
             "published_date": published,
             "published_basis": published_basis,
             "effective_date": effective,

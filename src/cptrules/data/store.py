@@ -42,29 +42,40 @@ class CodeData:
         return cls(sorted(releases.values(), key=lambda r: (r.effective, r.key)),
                    sorted(hcpcs.values(), key=lambda h: (h.effective, h.key)), catalogue)
 
-    def release_for(self, dos: dt.date, explicit: bool) -> PfsRelease | None:
-        """The release in force on a date of service.
+    def release_for(self, dos: dt.date) -> PfsRelease | None:
+        """The release in force on a date of service, or None.
 
         A release is in force from its effective date until the next loaded release,
-        and never past the calendar year it prices. Without an explicit date the
-        newest release already in effect answers, as the current data.
+        and never past the calendar year it prices: a 2025 release says nothing about 2026.
         """
         candidates = [r for r in self.releases if r.effective <= dos]
-        if not candidates:
+        if not candidates or candidates[-1].year != dos.year:
             return None
-        newest = candidates[-1]
-        if explicit and dos.year != newest.year:
-            return None
-        return newest
+        return candidates[-1]
 
-    def hcpcs_for(self, dos: dt.date) -> HcpcsFile | None:
-        """The HCPCS file that speaks for a date: the newest one in effect (its termination
-        dates stay true later on; answers flag it as older than the date), else the earliest
-        file of the same year, whose add and termination dates cover the months before it."""
+    def release_with(self, code: str, dos: dt.date) -> PfsRelease | None:
+        """The newest release in effect on the date that lists the code: the reference figures
+        shown, clearly labelled, when no release speaks for the code on the date."""
+        for release in reversed(self.releases):
+            if release.effective <= dos and (code in release.rows or code in release.modifiers):
+                return release
+        return None
+
+    def hcpcs_for(self, dos: dt.date) -> tuple[HcpcsFile | None, bool]:
+        """The HCPCS file that speaks for a date, and whether it covers it.
+
+        The newest file in effect is used; it covers dates of its own calendar year (the
+        next January's file adds and ends codes). A date before every file of its year is
+        answered from that year's earliest file, whose add and termination dates cover the
+        months before it. A file's termination and add dates stay true outside its year.
+        """
         candidates = [h for h in self.hcpcs_files if h.effective <= dos]
         if candidates:
-            return candidates[-1]
-        return next((h for h in self.hcpcs_files if h.effective.year == dos.year), None)
+            return candidates[-1], candidates[-1].effective.year == dos.year
+        same_year = next((h for h in self.hcpcs_files if h.effective.year == dos.year), None)
+        if same_year is not None:
+            return same_year, True
+        return (self.hcpcs_files[0], False) if self.hcpcs_files else (None, False)
 
     def knows(self, code: str) -> bool:
         """True when any loaded source lists the code."""
@@ -98,55 +109,77 @@ class CodeData:
             found.append(catalogue_source(self.catalogue))
         return found
 
-    def base_facts(self, code: str, dos: dt.date, explicit: bool, today: dt.date,
+    def base_facts(self, code: str, dos: dt.date, today: dt.date,
                    modifier: str = "") -> tuple[dict[str, Any], list[DataSource]]:
         """The base fact record for a code on a date, and the sources it drew on.
 
-        With a modifier that has its own row in the release (26, TC, 53), the fee-schedule
-        facts are that row's.
+        The date of service is always a date: a request without one is answered for today,
+        with exactly the facts an explicit request for today gets. Fee-schedule facts come
+        from the release in force when it speaks for the code, else from the newest earlier
+        release that lists it, for reference, with pfs_covers_date false. With a modifier
+        that has its own row (26, TC, 53), the fee-schedule facts are that row's.
         """
         facts = empty_facts()
-        facts.update(code=code, date_of_service=dos.isoformat(), today=today.isoformat(),
-                     date_of_service_given=explicit)
+        facts.update(code=code, date_of_service=dos.isoformat(), today=today.isoformat())
         used: list[DataSource] = []
-        release = self.release_for(dos, explicit)
+        in_force = self.release_for(dos)
+        release = in_force
+        covers = in_force is not None
+        if in_force is not None:
+            facts.update(pfs_release_in_force=in_force.key, pfs_partial=bool(getattr(in_force, "partial", False)))
+            if facts["pfs_partial"] and code not in in_force.rows and code not in in_force.modifiers:
+                release, covers = None, False  # a partial release says nothing about codes it lacks
+        if release is None:
+            release = self.release_with(code, dos)
+            covers = False
         if release is not None:
             facts.update(pfs_release=release.key, pfs_release_effective=release.effective.isoformat(),
-                         pfs_covers_date=True, conversion_factor=release.conversion_factor,
-                         qp_conversion_factor=release.qp_conversion_factor,
-                         pfs_release_year=release.year, pfs_release_stale=release.year < dos.year)
-            row = release.rows.get(code)
-            by_modifier = {r["mod"]: r for r in release.modifier_rows.get(code, [])}
-            facts["modifier_rows"] = list(by_modifier)
-            facts["paid_modifier_rows"] = [m for m, r in by_modifier.items()
-                                           if r["status"] in "ART" and float(r["nf_total"]) + float(r["f_total"]) > 0]
-            if modifier in by_modifier:
-                row = by_modifier[modifier]
-                facts["pfs_row_modifier"] = modifier
-            elif row is None and by_modifier:
-                # A few codes are priced only by component (86153 has just a 26 row).
-                row = next(iter(by_modifier.values()))
-                facts["pfs_row_modifier"] = row["mod"]
-            if row is not None:
-                facts.update(
-                    on_fee_schedule=True, status_indicator=row["status"],
-                    not_used_for_payment=row["not_used"] == "+", work_rvu=row["work"],
-                    non_facility_pe_rvu=row["nf_pe"], facility_pe_rvu=row["f_pe"], mp_rvu=row["mp"],
-                    non_facility_total_rvu=row["nf_total"], facility_total_rvu=row["f_total"],
-                    non_facility_na=row["nf_na"] == "NA", facility_na=row["f_na"] == "NA",
-                    global_days=row["global"], pctc_indicator=row["pctc"],
-                    conversion_factor=row["cf"] or release.conversion_factor)
+                         pfs_covers_date=covers, conversion_factor=release.conversion_factor,
+                         qp_conversion_factor=release.qp_conversion_factor, pfs_release_year=release.year)
+            self._fee_schedule_row(facts, release, code, modifier)
             used.append(pfs_source(release))
-        hcpcs = self.hcpcs_for(dos)
+        hcpcs, hcpcs_covers = self.hcpcs_for(dos)
         if hcpcs is not None and code in hcpcs.rows:
             facts.update(hcpcs.rows[code].facts(hcpcs.key))
-            facts["hcpcs_stale"] = hcpcs.effective.year < dos.year
+            facts["hcpcs_covers_date"] = hcpcs_covers
             used.append(hcpcs.source())
         entry = self.catalogue.entries.get(code)
         if entry is not None:
             facts.update(entry.facts())
             used.append(catalogue_source(self.catalogue))
         return facts, used
+
+    @staticmethod
+    def _fee_schedule_row(facts: dict[str, Any], release: PfsRelease, code: str, modifier: str) -> None:
+        """The row facts of one release: the global row, the asked-for modifier's row, or, for
+        codes priced only by component (86153 has just a 26 row), the first modifier row."""
+        row = release.rows.get(code)
+        by_modifier = {r["mod"]: r for r in release.modifier_rows.get(code, [])}
+        facts["modifier_rows"] = list(by_modifier)
+        facts["paid_modifier_rows"] = [m for m, r in by_modifier.items()
+                                       if r["status"] in "ART" and float(r["nf_total"]) + float(r["f_total"]) > 0]
+        professional = by_modifier.get("26")
+        if professional is not None:
+            facts.update(professional_row_status=professional["status"],
+                         professional_row_work_rvu=professional["work"],
+                         professional_row_non_facility_total_rvu=professional["nf_total"],
+                         professional_row_facility_total_rvu=professional["f_total"])
+        if modifier in by_modifier:
+            row = by_modifier[modifier]
+            facts["pfs_row_modifier"] = modifier
+        elif row is None and by_modifier:
+            row = next(iter(by_modifier.values()))
+            facts["pfs_row_modifier"] = row["mod"]
+            facts["pfs_component_only"] = True
+        if row is not None:
+            facts.update(
+                on_fee_schedule=True, status_indicator=row["status"],
+                not_used_for_payment=row["not_used"] == "+", work_rvu=row["work"],
+                non_facility_pe_rvu=row["nf_pe"], facility_pe_rvu=row["f_pe"], mp_rvu=row["mp"],
+                non_facility_total_rvu=row["nf_total"], facility_total_rvu=row["f_total"],
+                non_facility_na=row["nf_na"] == "NA", facility_na=row["f_na"] == "NA",
+                global_days=row["global"], pctc_indicator=row["pctc"],
+                conversion_factor=row["cf"] or release.conversion_factor)
 
 
 def pfs_source(release: PfsRelease) -> DataSource:

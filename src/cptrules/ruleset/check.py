@@ -96,12 +96,11 @@ def data_problems(ruleset: Ruleset, records: Iterable[dict[str, Any]]) -> list[R
     is evaluated once: the whole code catalogue is checked in well under a second.
     """
     problems: dict[tuple[str, int], RuleProblem] = {}
-    reads = {table.name: table.reads for table in ruleset.tables}
     seen: dict[str, dict[tuple[Any, ...], dict[str, Any] | None]] = {t.name: {} for t in ruleset.tables}
     for record in records:
         facts = dict(record)
         for table in ruleset.tables:
-            key = memo_key(facts, reads[table.name])
+            key = memo_key(ruleset, table, facts)
             cache = seen[table.name]
             if key not in cache:
                 trial = dict(facts)

@@ -100,6 +100,8 @@ class Ruleset:
     loaded_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
     # Results per table keyed by the values it read; filled by evaluate(), never part of equality.
     memo: dict[str, dict[Any, Any]] = field(default_factory=dict, compare=False, repr=False)
+    # Per table, how its memo key stands in for the date of service (ruleset.dateclass).
+    date_plans: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def rules(self) -> list[Rule]:

@@ -20,6 +20,7 @@ _RVU = {
     "none": code_pb2.RVU_AVAILABILITY_NONE,
     "not_on_fee_schedule": code_pb2.RVU_AVAILABILITY_NOT_ON_FEE_SCHEDULE,
     "no_release": code_pb2.RVU_AVAILABILITY_NO_RELEASE,
+    "not_yet_effective": code_pb2.RVU_AVAILABILITY_NOT_YET_EFFECTIVE,
 }
 
 
@@ -96,7 +97,11 @@ def code(report: CodeReport) -> code_pb2.Code:
         global_days_meaning=f["global_days_meaning"], pctc_indicator=f["pctc_indicator"],
         conversion_factor=f["conversion_factor"], non_facility_payment=f["non_facility_payment"],
         facility_payment=f["facility_payment"], has_national_payment=f["has_national_payment"],
-        modifiers=f["modifier_rows"]))
+        modifiers=f["modifier_rows"], covers_date_of_service=f["pfs_covers_date"],
+        release_in_force=f["pfs_release_in_force"], release_in_force_partial=f["pfs_partial"],
+        component_only=f["pfs_component_only"], facility_not_applicable_meaning=f["facility_na_meaning"],
+        non_facility_not_applicable_meaning=f["non_facility_na_meaning"]))
+    message.billed_by = f["billed_by"]
     life = code_pb2.Lifecycle(
         permanent=f["permanent"], policy=f["lifecycle_policy"], sunset_basis=f["sunset_basis"],
         replaced_by=f["replaced_by"], sources=f["lifecycle_sources"], status=f["code_status"])
@@ -119,7 +124,8 @@ def code(report: CodeReport) -> code_pb2.Code:
             release=f["hcpcs_release"], long_description=f["hcpcs_long_description"],
             short_description=f["hcpcs_short_description"], action_code=f["hcpcs_action_code"],
             coverage_code=f["hcpcs_coverage_code"], pricing_indicator=f["hcpcs_pricing_indicator"],
-            pricing_meaning=f["hcpcs_pricing_meaning"], betos=f["hcpcs_betos"])
+            pricing_meaning=f["hcpcs_pricing_meaning"], betos=f["hcpcs_betos"],
+            covers_date_of_service=f["hcpcs_covers_date"])
         for field, key in (("add_date", "hcpcs_add_date"), ("termination_date", "hcpcs_termination_date"),
                            ("action_effective_date", "hcpcs_action_effective_date")):
             if f[key]:
@@ -138,7 +144,8 @@ def answer(result: AnswerResult) -> code_pb2.Answer:
     message = code_pb2.Answer(
         text=result.text, intent=result.intent, code=result.code, outcome=_OUTCOMES[result.outcome],
         confidence=result.confidence, codes=result.codes, runner_up_intent=result.runner_up,
-        malformed_codes=result.malformed, matched_phrasings=result.matched, question=result.question)
+        malformed_codes=result.malformed, matched_phrasings=result.matched, question=result.question,
+        fee_schedule_release=result.fee_schedule_release, covers_date_of_service=result.covers_date_of_service)
     if result.provenance is not None:
         message.provenance.CopyFrom(provenance(result.provenance))
     if result.date_of_service:
