@@ -112,7 +112,13 @@ BASE_FACTS: dict[str, FactSpec] = {
 }
 
 
+_EMPTY = {name: spec.empty for name, spec in BASE_FACTS.items()}
+
+
 def empty_facts() -> dict[str, Any]:
-    """A fact record with every base fact at its empty value (lists copied)."""
-    return {name: (list(spec.empty) if isinstance(spec.empty, list) else spec.empty)
-            for name, spec in BASE_FACTS.items()}
+    """A fact record with every base fact at its empty value.
+
+    The empty lists are shared: fact values are replaced, never changed in place
+    (evaluation builds new lists, templates are sandboxed and immutable).
+    """
+    return dict(_EMPTY)
