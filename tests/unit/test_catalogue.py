@@ -1,6 +1,7 @@
 """The curated catalogue: validated with located errors, complete for the BCT family, our own words."""
 
 import csv
+import datetime as dt
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -299,3 +300,59 @@ def test_no_synonym_is_a_category_name_or_the_code():
     """Issue 7 (0011U): a synonym names the service, never its category or the code again."""
     catalogue = Catalogue.load(REPO / "data" / "catalogue.yaml")
     assert _category_synonyms(catalogue) == []
+
+
+# ---------------------------------------------------------------------------
+# Replacements: what the catalogue says must be what the HCPCS file shows.
+# ---------------------------------------------------------------------------
+
+def _hcpcs_rows(cms_dir: Path) -> dict[str, dict[str, str]]:
+    """Procedure rows of the real HCPCS file by code."""
+    with (cms_dir / "HCPC2025_OCT_ANWEB.from-xlsx.csv").open(newline="", encoding="utf-8") as handle:
+        return {row["HCPC"].strip(): row for row in csv.DictReader(handle) if row["RECID"] == "3"}
+
+
+def _iso(yyyymmdd: str) -> str:
+    return f"{yyyymmdd[:4]}-{yyyymmdd[4:6]}-{yyyymmdd[6:]}" if yyyymmdd else ""
+
+
+def _is_hcpcs(code: str) -> bool:
+    return bool(re.fullmatch(r"[A-CE-V][0-9]{4}", code))
+
+
+def test_hcpcs_replacements_are_what_the_hcpcs_file_shows(cms_dir):
+    """Issue 7: J0171's replacement is recorded, and every HCPCS replacement agrees with the file:
+    the old code's last day is the day before the new codes' add date."""
+    catalogue = Catalogue.load(REPO / "data" / "catalogue.yaml")
+    rows = _hcpcs_rows(cms_dir)
+    codes, effective, source = catalogue.entries["J0171"].replacement()
+    assert codes == ["J0165", "J0166", "J0167", "J0168", "J0169"] and effective == "2025-07-01"
+    checked = 0
+    for code, entry in catalogue.entries.items():
+        codes, effective, source = entry.replacement()
+        if not codes or not _is_hcpcs(code):
+            continue
+        term = dt.date.fromisoformat(_iso(rows[code]["TERM DT"]))
+        assert effective == (term + dt.timedelta(days=1)).isoformat(), code
+        assert all(_iso(rows[new]["ADD DT"]) == effective for new in codes), code
+        assert "HCPCS" in source and "action code" in source and "TERM DT" in source and "ADD DT" in source, code
+        checked += 1
+    assert checked >= 1
+
+
+def test_catalogue_hcpcs_codes_with_an_end_date_say_what_follows(cms_dir):
+    """A catalogue HCPCS code that the file ends, whose related codes the file adds the next day,
+    records those codes as its replacement; without such codes it claims no replacement."""
+    catalogue = Catalogue.load(REPO / "data" / "catalogue.yaml")
+    rows = _hcpcs_rows(cms_dir)
+    ended = [c for c in catalogue.entries if _is_hcpcs(c) and c in rows and rows[c]["TERM DT"]]
+    assert "J0171" in ended
+    for code in ended:
+        entry = catalogue.entries[code]
+        next_day = (dt.date.fromisoformat(_iso(rows[code]["TERM DT"])) + dt.timedelta(days=1)).isoformat()
+        following = [c for c in entry.texts("related") if c in rows and _iso(rows[c]["ADD DT"]) == next_day]
+        recorded, effective, _ = entry.replacement()
+        if following:
+            assert recorded == following and effective == next_day, code
+        else:
+            assert not recorded and "replace" not in entry.text("clinical_context").lower(), code
