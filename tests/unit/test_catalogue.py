@@ -303,7 +303,7 @@ def test_no_synonym_is_a_category_name_or_the_code():
 
 
 # ---------------------------------------------------------------------------
-# Replacements: what the catalogue says must be what the HCPCS file shows.
+# Replacements and coverage-note dates: what the catalogue says must have a source.
 # ---------------------------------------------------------------------------
 
 def _hcpcs_rows(cms_dir: Path) -> dict[str, dict[str, str]]:
@@ -356,3 +356,37 @@ def test_catalogue_hcpcs_codes_with_an_end_date_say_what_follows(cms_dir):
             assert recorded == following and effective == next_day, code
         else:
             assert not recorded and "replace" not in entry.text("clinical_context").lower(), code
+
+
+def test_coverage_notes_carry_their_date_or_say_they_have_none():
+    """Issue 7: each coverage note has its as_of date; an undated one says so in its source."""
+    doc = YAML(typ="safe").load((REPO / "data" / "catalogue.yaml").read_text(encoding="utf-8"))
+    for entry in doc["codes"]:
+        for note in entry.get("coverage_notes") or []:
+            assert "as_of" in note, (entry["code"], note["text"][:40])
+            if note["as_of"] is None:
+                assert "undated" in note["source"], (entry["code"], note["source"])
+
+
+def test_bct_coverage_notes_show_both_sides_newest_first():
+    """Issue 7: for 0554T-0558T the 2019 payer note and the 2023 radiology society note are both kept,
+    dated, in order newest first (undated notes last)."""
+    doc = YAML(typ="safe").load((REPO / "data" / "catalogue.yaml").read_text(encoding="utf-8"))
+    entries = {e["code"]: e for e in doc["codes"]}
+    for code in ("0554T", "0555T", "0556T", "0557T", "0558T"):
+        notes = entries[code]["coverage_notes"]
+        dates = [str(n["as_of"]) for n in notes if n["as_of"]]
+        assert "2019-12-19" in dates and "2023-05-04" in dates, code
+        assert dates == sorted(dates, reverse=True), code
+        assert [bool(n["as_of"]) for n in notes] == sorted((bool(n["as_of"]) for n in notes), reverse=True), code
+        sources = " ".join(n["source"] for n in notes)
+        assert "medpolicy.ibx.com" in sources and "acr.org" in sources, code
+
+
+def test_no_coverage_note_repeats_the_hcpcs_coverage_code():
+    """Issue 7 (T1015): the coverage rules state the HCPCS file's coverage code from the loaded file;
+    a catalogue note saying the same thing made the answer repeat itself."""
+    doc = YAML(typ="safe").load((REPO / "data" / "catalogue.yaml").read_text(encoding="utf-8"))
+    for entry in doc["codes"]:
+        for note in entry.get("coverage_notes") or []:
+            assert not re.search(r"\bCOV\b|coverage code", note["source"] + " " + note["text"]), entry["code"]
