@@ -303,7 +303,7 @@ def test_no_synonym_is_a_category_name_or_the_code():
 
 
 # ---------------------------------------------------------------------------
-# Replacements and coverage-note dates: what the catalogue says must have a source.
+# Replacements, coverage-note dates and who bills: what the catalogue says must have a source.
 # ---------------------------------------------------------------------------
 
 def _hcpcs_rows(cms_dir: Path) -> dict[str, dict[str, str]]:
@@ -390,3 +390,35 @@ def test_no_coverage_note_repeats_the_hcpcs_coverage_code():
     for entry in doc["codes"]:
         for note in entry.get("coverage_notes") or []:
             assert not re.search(r"\bCOV\b|coverage code", note["source"] + " " + note["text"]), entry["code"]
+
+
+_DMEPOS_PRICING = {str(n) for n in range(31, 41)} | {"45", "46"}
+
+
+def test_supplier_codes_name_the_supplier_as_biller(cms_dir):
+    """Issue 7: DME codes are billed by the supplier and ordered by clinicians."""
+    catalogue = Catalogue.load(REPO / "data" / "catalogue.yaml")
+    rows = _hcpcs_rows(cms_dir)
+    supplier_codes = [c for c in catalogue.entries if c in rows and rows[c]["PRICE1"] in _DMEPOS_PRICING]
+    assert "E0100" in supplier_codes
+    for code in supplier_codes:
+        entry = catalogue.entries[code]
+        assert entry.texts("specialties") and all("supplier" in s.lower() for s in entry.texts("specialties")), code
+        context = entry.text("clinical_context").lower()
+        assert "supplier" in context and "bills" in context and "orders" in context, code
+
+
+def test_hospital_only_codes_name_hospitals_as_billers():
+    """Issue 7: the OPPS clinic visit G0463 is billed by hospitals, not by practitioners."""
+    entry = Catalogue.load(REPO / "data" / "catalogue.yaml").entries["G0463"]
+    assert all(s.lower().startswith("hospital") for s in entry.texts("specialties"))
+    assert "billed only by hospitals" in entry.text("clinical_context").lower()
+
+
+def test_no_hcpcs_entry_claims_permanence():
+    """HCPCS series permanence comes from a rule with a source, never from catalogue prose (issue 7: U0001-U0005)."""
+    doc = YAML(typ="safe").load((REPO / "data" / "catalogue.yaml").read_text(encoding="utf-8"))
+    for entry in doc["codes"]:
+        if _is_hcpcs(entry["code"]):
+            prose = " ".join(t for _, _, t in _catalogue_texts({"codes": [entry]}))
+            assert not re.search(r"\bpermanent|\bno end date|never expires", prose, re.I), entry["code"]
