@@ -194,7 +194,7 @@ class _Descriptors:
             elif tuple(sorted(words)) in self.near:
                 found.append(f"{code} {key}: {text!r} nearly equals the RVU file's descriptor of "
                              f"{self.near[tuple(sorted(words))]}")
-            elif hit := self.within(words):
+            elif not re.search(r"[.;:!?]\s", text) and (hit := self.within(words)):  # within one sentence
                 found.append(f"{code} {key}: {text!r} holds every word of the RVU file's descriptor of {hit}, in order")
         return found
 
