@@ -47,10 +47,10 @@ def test_no_release_covers_the_date(engine_2026):
 
 
 def test_hcpcs_termination_dates(engine):
-    j0171 = engine.get_code("J0171", dt.date(2025, 8, 1))
-    assert j0171.facts["code_status"] == "terminated"
-    assert "June 30, 2025" in engine.render("status", j0171)
-    assert engine.get_code("J0171", dt.date(2025, 6, 30)).facts["code_status"] == "active"
+    j2310 = engine.get_code("J2310", dt.date(2025, 8, 1))  # J0171 ends the same day but has a curated replacement
+    assert j2310.facts["code_status"] == "terminated"
+    assert "June 30, 2025" in engine.render("status", j2310)
+    assert engine.get_code("J2310", dt.date(2025, 6, 30)).facts["code_status"] == "active"
     c9088 = engine.get_code("C9088")
     assert c9088.facts["hcpcs_termination_date"] == "2025-09-30"
     assert c9088.facts["code_status"] == "terminated"

@@ -237,7 +237,7 @@ def test_no_release_is_its_own_availability(stub):
 
 
 def test_hcpcs_entry_and_answer_date(stub):
-    code = stub.GetCode(svc.GetCodeRequest(code="J0171", date_of_service=date_pb2.Date(year=2025, month=8, day=1)))
+    code = stub.GetCode(svc.GetCodeRequest(code="J2310", date_of_service=date_pb2.Date(year=2025, month=8, day=1)))
     assert code.hcpcs.release == "HCPC2025_OCT"
     assert (code.hcpcs.termination_date.year, code.hcpcs.termination_date.month,
             code.hcpcs.termination_date.day) == (2025, 6, 30)

@@ -146,7 +146,7 @@ def test_several_codes_are_named_and_none_dropped_silently(engine):
 def test_termination_holds_after_the_file_year(engine):
     import datetime as dt
 
-    later = engine.answer("is J0171 still billable", dt.date(2026, 3, 1))
+    later = engine.answer("is J2310 still billable", dt.date(2026, 3, 1))
     assert "June 30, 2025" in later.text and "no longer valid" in later.text
 
 
