@@ -68,7 +68,7 @@ def _answers(engine: Engine, snapshot: Snapshot, code: str, day: dt.date) -> dic
     from .answers.templates import render
     from .evaluate import evaluate
 
-    base, _ = snapshot.data.base_facts(code, day, day)
+    base, _ = snapshot.data.base_facts(code, day)
     facts = evaluate(snapshot.ruleset, base).facts
     return {e.intent: render(snapshot.ruleset.templates[e.intent], facts)
             for e in snapshot.ruleset.faq if e.applies_when.evaluate(facts)}

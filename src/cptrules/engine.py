@@ -11,23 +11,27 @@ import json
 import secrets
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from . import limits
+from cachetools import LRUCache
+
 from .answers.templates import render
 from .codes import normalise_code
 from .data.store import CodeData
 from .embedded import default_data_dir, default_rules_dir
 from .errors import (CodeNotFoundError, InvalidInputError, MalformedCodeError,
                      QuestionTooLongError, RuleFileErrors, RuleProblem)
-from .evaluate import Evaluation, evaluate
+from .evaluate import Evaluation, Firing, evaluate
 from .provenance import DataSource, Provenance
 from .questions.matcher import NO_INTENT, Interpretation, interpret, normalise_question
 from .ruleset import Ruleset, load_ruleset
 from .ruleset.check import (TestReport, classify, data_problems, phrasebook_problems,
                              run_rule_tests, test_problems)
+from .ruleset.dateclass import DATE
+from .timeline import Timeline
 
 
 def utc_today() -> dt.date:
@@ -42,6 +46,16 @@ class CodeReport:
     facts: dict[str, Any]
     evaluation: Evaluation
     provenance: Provenance
+
+    def on(self, day: str) -> CodeReport:
+        """This report for another date of its date class: only the date changes."""
+        if self.facts[DATE] == day:
+            return self
+        facts = {**self.facts, DATE: day}
+        fired = tuple(Firing(f.rule, {**f.inputs, DATE: day}, f.outputs, f.code) if DATE in f.inputs else f
+                      for f in self.evaluation.fired)
+        return CodeReport(self.code, facts, Evaluation(facts, fired),
+                          replace(self.provenance, fired=fired, date_of_service=day))
 
 
 class Outcome:
@@ -84,6 +98,15 @@ class Snapshot:
     data_dirs: tuple[Path, ...]
     codes: tuple[str, ...] = field(default=())
     by_category: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+    # Reports by date class (see timeline.py): bounded, so random dates cannot grow memory.
+    timeline: Timeline | None = field(default=None, compare=False, repr=False)
+    reports: ReportCache = field(default_factory=lambda: ReportCache(), compare=False, repr=False)
+    categories: ReportCache = field(default_factory=lambda: ReportCache(100_000), compare=False, repr=False)
+    answers: ReportCache = field(default_factory=lambda: ReportCache(10_000), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.timeline is None:
+            object.__setattr__(self, "timeline", Timeline(self.ruleset, self.data))
 
     def codes_in(self, category: str) -> tuple[str, ...]:
         """The snapshot's codes of one category, classified once and remembered."""
@@ -93,6 +116,26 @@ class Snapshot:
         return self.by_category[category]
 
 
+class ReportCache:
+    """Results by key (code reports by date class, categories by code), least recently used
+    first out, so no stream of distinct requests grows memory; safe across threads."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._cache: LRUCache[Any, Any] = LRUCache(maxsize=size)
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            return self._cache.get(key)
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._cache[key] = value
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+
 def ruleset_problems(ruleset: Ruleset, data: CodeData, codes: list[str], today: dt.date,
                      check_data: bool = True) -> tuple[TestReport, list[RuleProblem]]:
     """Everything that keeps a compiled ruleset from serving: failing rule and phrasing tests,
@@ -100,7 +143,7 @@ def ruleset_problems(ruleset: Ruleset, data: CodeData, codes: list[str], today: 
     report = run_rule_tests(ruleset)
     problems = test_problems(report) + phrasebook_problems(ruleset, today)
     if check_data:
-        problems += data_problems(ruleset, (data.base_facts(c, day, today)[0]
+        problems += data_problems(ruleset, (data.base_facts(c, day)[0]
                                             for day in check_dates(data, today) for c in codes))
     return report, problems
 
@@ -161,8 +204,14 @@ class Engine:
     # -- codes -----------------------------------------------------------------
 
     def category_of(self, code: str, snapshot: Snapshot | None = None) -> tuple[str, str]:
-        """(category, label) from the category table alone; empty for no known format."""
-        return classify((snapshot or self._snapshot).ruleset, code)
+        """(category, label) from the category table alone; empty for no known format.
+        Remembered per snapshot: the table reads only the code."""
+        snap = snapshot or self._snapshot
+        known = snap.categories.get(code)
+        if known is None:
+            known = classify(snap.ruleset, code)
+            snap.categories.put(code, known)
+        return known
 
     def _resolve(self, text: str, snap: Snapshot, field_name: str = "code") -> str:
         try:
@@ -177,12 +226,22 @@ class Engine:
         return code
 
     def _report(self, code: str, dos: dt.date | None, snap: Snapshot, modifier: str = "") -> CodeReport:
-        today = self.clock()
-        day = dos or today
-        base, used = snap.data.base_facts(code, day, today, modifier)
+        """A code's report on a date: from its date class when that was computed before."""
+        day = (dos or self.clock()).isoformat()
+        timeline = snap.timeline
+        assert timeline is not None
+        key = timeline.date_class(code, modifier, day)
+        if key is not None:
+            known = snap.reports.get(key)
+            if known is not None:
+                return known.on(day)
+        base, used = snap.data.base_facts(code, dt.date.fromisoformat(day), modifier)
         evaluation = evaluate(snap.ruleset, base)
-        provenance = Provenance(evaluation.fired, tuple(used), snap.ruleset.revision, day.isoformat())
-        return CodeReport(code, evaluation.facts, evaluation, provenance)
+        provenance = Provenance(evaluation.fired, tuple(used), snap.ruleset.revision, day)
+        report = CodeReport(code, evaluation.facts, evaluation, provenance)
+        timeline.remember(code, modifier, day, evaluation.facts)
+        snap.reports.put(timeline.date_class(code, modifier, day), report)
+        return report
 
     def get_code(self, text: str, dos: dt.date | None = None, modifier: str = "") -> CodeReport:
         """Facts for one code (and a priced modifier's row, e.g. 26 or TC); bad input raises."""
@@ -269,11 +328,20 @@ class Engine:
                          lambda c: bool(self.category_of(c, snap)[0]), self.clock())
 
     def answer(self, question: str, dos: dt.date | None = None) -> AnswerResult:
-        """Answer a free-text question, or say precisely what is missing."""
+        """Answer a free-text question, or say precisely what is missing. Questions repeat:
+        the answer is remembered per snapshot by the question, the date and today."""
+        snap = self._snapshot
+        key = (question, dos, self.clock())
+        known = snap.answers.get(key)
+        if known is None:
+            known = self._answer(question, dos, snap)
+            snap.answers.put(key, known)
+        return known
+
+    def _answer(self, question: str, dos: dt.date | None, snap: Snapshot) -> AnswerResult:
         text = normalise_question(question)
         if len(text) > limits.QUESTION_MAX_CHARS:
             raise QuestionTooLongError(len(text), limits.QUESTION_MAX_CHARS)
-        snap = self._snapshot
         book = snap.ruleset.phrasebook
         reading = interpret(text, book, lambda c: bool(self.category_of(c, snap)[0]), self.clock())
         found = reading.extraction

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import RuleEvaluationError
-from .ruleset.dateclass import date_key, plan_for
+from .ruleset.dateclass import DatePlan, date_key, plan_for
 from .ruleset.model import Rule, Ruleset, Table
 
 
@@ -81,14 +81,20 @@ MEMO_LIMIT = 200_000
 _NO_PLAN = object()
 
 
-def memo_key(ruleset: Ruleset, table: Table, facts: dict[str, Any]) -> tuple[Any, ...]:
-    """What a table's result depends on: the facts it reads, with the date of service (and
-    facts only compared with it) replaced by its order class where the rules allow it."""
+def table_plan(ruleset: Ruleset, table: Table) -> DatePlan | None:
+    """How a table's results stand in for the date of service (worked out once per ruleset)."""
     plan = ruleset.date_plans.get(table.name, _NO_PLAN)
     if plan is _NO_PLAN:
         programs = [r.when.program for r in table.rules]
         programs += [e.program for r in table.rules for e in r.lets.values()]
         plan = ruleset.date_plans[table.name] = plan_for(table.reads, programs)
+    return plan
+
+
+def memo_key(ruleset: Ruleset, table: Table, facts: dict[str, Any]) -> tuple[Any, ...]:
+    """What a table's result depends on: the facts it reads, with the date of service (and
+    facts only compared with it) replaced by its order class where the rules allow it."""
+    plan = table_plan(ruleset, table)
     if plan is not None:
         return date_key(facts, plan)
     return tuple(tuple(v) if isinstance(v, list) else v for v in (facts[n] for n in table.reads))

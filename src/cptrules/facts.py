@@ -39,7 +39,6 @@ def _b(doc: str) -> FactSpec:
 BASE_FACTS: dict[str, FactSpec] = {
     "code": _s("The normalised code, e.g. 0556T."),
     "date_of_service": _s("ISO date the question is about."),
-    "today": _s("ISO date the service is answering on (the date of service when none is given)."),
     # Fee schedule (CMS PFS RVU file). The row facts come from `pfs_release`: the release in
     # force on the date when it speaks for the code, else the newest earlier release that lists
     # it, shown for reference only. Every claim about the date must also test pfs_covers_date.

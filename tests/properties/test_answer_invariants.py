@@ -78,7 +78,7 @@ def _stratified(engine: Engine, day: dt.date) -> list[str]:
     data = engine.snapshot.data
     seen: dict[tuple, str] = {}
     for code in engine.snapshot.codes:
-        f, _ = data.base_facts(code, day, day)
+        f, _ = data.base_facts(code, day)
         shape = (engine.category_of(code)[0] if code[0].isalpha() else code[4:], f["status_indicator"],
                  f["pctc_indicator"], f["facility_na"], f["non_facility_na"], f["pfs_component_only"],
                  bool(f["modifier_rows"]), f["not_used_for_payment"], f["on_hcpcs_file"],

@@ -28,7 +28,7 @@ def test_a_date_class_gives_the_answer_each_of_its_dates_gets(rules_dir):
     for code in ("0042T", "J0171", "70472", "0556T", "G0439"):
         for day in (dt.date(2025, 6, 30), dt.date(2025, 7, 1), dt.date(2025, 12, 31),
                     dt.date(2026, 1, 1), dt.date(2031, 1, 1), dt.date(2019, 6, 30)):
-            base, _ = data.base_facts(code, day, day)
+            base, _ = data.base_facts(code, day)
             cached = evaluate(engine.ruleset, base)
             # Direct: an empty memo, and no date plans (every table keyed by the full date).
             plain = replace(engine.ruleset, memo={},

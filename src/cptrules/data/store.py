@@ -109,18 +109,19 @@ class CodeData:
             found.append(catalogue_source(self.catalogue))
         return found
 
-    def base_facts(self, code: str, dos: dt.date, today: dt.date,
+    def base_facts(self, code: str, dos: dt.date,
                    modifier: str = "") -> tuple[dict[str, Any], list[DataSource]]:
         """The base fact record for a code on a date, and the sources it drew on.
 
         The date of service is always a date: a request without one is answered for today,
-        with exactly the facts an explicit request for today gets. Fee-schedule facts come
+        with exactly the facts an explicit request for today gets (nothing else depends on
+        the clock, so two dates of one date class get the same facts but the date itself). Fee-schedule facts come
         from the release in force when it speaks for the code, else from the newest earlier
         release that lists it, for reference, with pfs_covers_date false. With a modifier
         that has its own row (26, TC, 53), the fee-schedule facts are that row's.
         """
         facts = empty_facts()
-        facts.update(code=code, date_of_service=dos.isoformat(), today=today.isoformat())
+        facts.update(code=code, date_of_service=dos.isoformat())
         used: list[DataSource] = []
         in_force = self.release_for(dos)
         release = in_force
