@@ -3,7 +3,7 @@ and hit-policy conflicts found by running every rule over the loaded code data."
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,11 +89,13 @@ def test_problems(report: TestReport) -> list[RuleProblem]:
                         f"{o.test.name}: " + "; ".join(o.failures)) for o in report.failed]
 
 
-def data_problems(ruleset: Ruleset, records: Iterable[dict[str, Any]]) -> list[RuleProblem]:
+def data_problems(ruleset: Ruleset, records: Iterable[dict[str, Any]],
+                  on_record: Callable[[dict[str, Any]], None] | None = None) -> list[RuleProblem]:
     """Evaluate every record; report hit-policy conflicts and evaluation errors once per rule.
 
     A table's result depends only on the facts it reads, so each distinct combination
     is evaluated once: the whole code catalogue is checked in well under a second.
+    `on_record` is handed each record that evaluated whole, with every derived fact.
     """
     problems: dict[tuple[str, int], RuleProblem] = {}
     reads = {table.name: table.reads for table in ruleset.tables}
@@ -118,6 +120,9 @@ def data_problems(ruleset: Ruleset, records: Iterable[dict[str, Any]]) -> list[R
             if outputs is None:
                 break
             facts.update(outputs)
+        else:
+            if on_record is not None:
+                on_record(facts)
     return list(problems.values())
 
 

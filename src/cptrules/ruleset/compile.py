@@ -18,7 +18,7 @@ from ..errors import RuleFileErrors, RuleProblem
 from ..facts import BASE_FACTS
 from ..questions.phrasebook import compile_phrasebook
 from . import schema
-from .conditions import ConditionError, Environment
+from .conditions import ConditionError, Environment, Where
 from .model import FaqEntry, Output, Rule, Ruleset, RuleTest, Table, facts_read
 from .source import RuleSources, SourceFile, line_of, parse_yaml, read_sources
 
@@ -191,7 +191,7 @@ class _Compiler:
         self.rule_ids.setdefault(rule_id, (path, line))
         when = None
         try:
-            when = env.compile(str(raw["when"]), "bool")
+            when = env.compile(str(raw["when"]), "bool", Where(path, line, rule_id))
         except ConditionError as exc:
             self.problem(path, line_of(doc, ["rules", index, "when"]), "CEL",
                          f"rule {rule_id!r}, when: {exc}{_suggest(str(exc), env.fact_types)}")
@@ -223,7 +223,7 @@ class _Compiler:
                              f"rule {rule_id!r} both sets and computes {key!r}")
                 ok = False
             try:
-                lets[key] = env.compile(text, out.type)
+                lets[key] = env.compile(text, out.type, Where(path, key_line, rule_id))
             except ConditionError as exc:
                 self.problem(path, key_line, "CEL",
                              f"rule {rule_id!r}, let {key}: {exc}{_suggest(str(exc), env.fact_types)}")
@@ -283,12 +283,15 @@ class _Compiler:
                 self.problem(name, line, "NO_TEMPLATE", f"no answer template for intent {intent!r}")
                 continue
             try:
-                applies = env.compile(str(raw["applies_when"]), "bool")
+                applies = env.compile(str(raw["applies_when"]), "bool",
+                                      Where(name, line_of(doc, ["entries", index, "applies_when"]),
+                                            f"faq {intent}"))
             except ConditionError as exc:
                 self.problem(name, line_of(doc, ["entries", index, "applies_when"]), "CEL",
                              f"entry {intent!r}, applies_when: {exc}")
                 continue
-            question, problem = compile_question(str(raw["question"]), name, line,
+            question, problem = compile_question(str(raw["question"]), name,
+                                                 line_of(doc, ["entries", index, "question"]),
                                                  set(self.fact_types))
             if problem is not None:
                 self.problems.append(problem)

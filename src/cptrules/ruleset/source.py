@@ -13,6 +13,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
 
 from ..errors import RuleProblem
 
@@ -57,11 +58,37 @@ def read_sources(root: Path) -> RuleSources:
     return RuleSources(str(root), files, tuple(problems))
 
 
+def first_alias(text: str, path: str) -> RuleProblem | None:
+    """The first anchor or alias in a YAML text, as a located problem; None when it has none.
+
+    Aliases let a few kilobytes expand into gigabytes when the document is built
+    (each level repeating the one before), so rule files and the catalogue refuse
+    them from the event stream, before anything is built. Rule files never need
+    them: a repeated value is written out.
+    """
+    anchor = None
+    for event in YAML(typ="rt").parse(text):
+        if isinstance(event, AliasEvent):
+            return _alias_problem(path, event, "alias *")
+        if anchor is None and isinstance(event, (ScalarEvent, CollectionStartEvent)) and event.anchor:
+            anchor = event
+    return _alias_problem(path, anchor, "anchor &") if anchor is not None else None
+
+
+def _alias_problem(path: str, event: Any, what: str) -> RuleProblem:
+    return RuleProblem(path, event.start_mark.line + 1, "YAML_ALIAS",
+                       f"YAML {what}{event.anchor} is refused (aliases can expand a small file "
+                       "into gigabytes): write the value out where it is used")
+
+
 def parse_yaml(source: SourceFile) -> tuple[Any, list[RuleProblem]]:
-    """Parse a YAML file keeping positions; a syntax error becomes a located problem."""
+    """Parse a YAML file keeping positions; a syntax error or an alias becomes a located problem."""
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
+        alias = first_alias(source.text, source.path)
+        if alias is not None:
+            return None, [alias]
         return yaml.load(source.text), []
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

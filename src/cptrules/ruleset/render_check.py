@@ -1,0 +1,167 @@
+"""Render every answer template and FAQ question over representative fact records.
+
+A template that fails only when it renders (a sandbox refusal, a filter given an
+empty date, a budget overrun) would otherwise pass the load checks and then fail
+every request for its intent. So at check time each template is rendered once for
+every distinct *shape* of the facts it reads, and each FAQ entry's condition is
+evaluated and its question rendered the same way.
+
+The records come from the loaded data, not from a list of codes: every code is
+evaluated on the check's date (data_problems already does this), and the first code
+of each shape is kept; the kept codes are then evaluated again on dates before,
+inside and after the loaded releases, without a date, and with each modifier row
+they have. A shape is what a template's branches can tell apart: the exact value of
+a string it compares with a literal, whether other values are empty, the sign of a
+number, a list's length up to two.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from jinja2 import nodes
+
+from ..answers.templates import ENVIRONMENT, AnswerTemplate
+from ..errors import RuleEvaluationError, RuleProblem, TemplateRenderError
+from .model import Ruleset
+
+Shape = tuple[Any, ...]
+
+
+def template_reads(template: AnswerTemplate) -> dict[str, bool]:
+    """The names a template reads, each True when it is compared with something (its value
+    picks a branch) and False when only its emptiness can matter."""
+    tree = ENVIRONMENT.parse(template.source)
+    compared = {n.name for cmp in tree.find_all(nodes.Compare) for n in cmp.find_all(nodes.Name)}
+    return {n.name: n.name in compared for n in tree.find_all(nodes.Name) if n.ctx == "load"}
+
+
+def _shape(value: Any, exact: bool) -> Any:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)):
+        return (value > 0) - (value < 0)
+    if isinstance(value, str):
+        return value if exact else bool(value)
+    if isinstance(value, (list, tuple)):
+        return min(len(value), 2)
+    return type(value).__name__
+
+
+class _Reader:
+    """One template or FAQ entry: the facts it reads and the shapes already covered."""
+
+    def __init__(self, reads: dict[str, bool]) -> None:
+        self.reads = sorted(reads.items())
+        self.seen: set[Shape] = set()
+
+    def shape(self, facts: dict[str, Any]) -> Shape:
+        return tuple(_shape(facts.get(name), exact) for name, exact in self.reads)
+
+    def is_new(self, facts: dict[str, Any]) -> bool:
+        key = self.shape(facts)
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+
+class FactSampler:
+    """Keeps the first evaluated record of every shape any template or FAQ entry can tell apart."""
+
+    def __init__(self, ruleset: Ruleset) -> None:
+        facts = ruleset.fact_types
+        self.templates = {intent: _Reader(_facts_only(template_reads(t), facts))
+                          for intent, t in ruleset.templates.items()}
+        self.faq = [_Reader(_facts_only({**template_reads(e.question), **dict.fromkeys(e.applies_when.reads, True)},
+                                        facts)) for e in ruleset.faq]
+        readers = [*self.templates.values(), *self.faq]
+        every: dict[str, bool] = {}
+        for reader in readers:
+            for name, exact in reader.reads:
+                every[name] = every.get(name, False) or exact
+        self._any = _Reader(every)  # a cheap first test: most records repeat a shape already seen
+        self._readers = readers
+        self.records: list[dict[str, Any]] = []
+        self.codes: list[str] = []
+
+    def offer(self, facts: dict[str, Any]) -> None:
+        """Keep a copy of an evaluated record when some template or entry sees a new shape in it."""
+        if not self._any.is_new(facts):
+            return
+        if any([reader.is_new(facts) for reader in self._readers]):
+            self.records.append(dict(facts))
+            if facts["code"] not in self.codes:
+                self.codes.append(str(facts["code"]))
+
+
+def _facts_only(reads: dict[str, bool], facts: dict[str, str]) -> dict[str, bool]:
+    """Leave out a template's own variables (loop names, `set` names): only facts vary by code."""
+    return {name: exact for name, exact in reads.items() if name in facts}
+
+
+def sample_dates(data: Any, today: dt.date) -> list[dt.date]:
+    """Dates of service that exercise the date rules: before every loaded release, at each
+    release's effective date, in the years after the newest (one and six years on, past a
+    five-year sunset), and today."""
+    starts = [r.effective for r in data.releases] + [h.effective for h in data.hcpcs_files]
+    if not starts:
+        return [today]
+    newest = max(r.year for r in data.releases) if data.releases else max(starts).year
+    dates = {min(starts) - dt.timedelta(days=1), *starts, dt.date(newest + 1, 1, 1),
+             dt.date(newest + 6, 1, 1), today}
+    return sorted(dates)
+
+
+def _evaluation_problem(exc: RuleEvaluationError) -> RuleProblem:
+    kind = "CONFLICT" if "unique-hit" in exc.message else "EVALUATION"
+    return RuleProblem(exc.metadata.get("file", ""), int(exc.metadata.get("line", "0") or 0), kind,
+                       exc.message.split(": ", 1)[-1])
+
+
+def more_records(ruleset: Ruleset, data: Any, sampler: FactSampler, today: dt.date,
+                 evaluate_records: Callable[..., list[RuleProblem]]) -> list[RuleProblem]:
+    """Offer the sampled codes again on every sample date and with each modifier row."""
+    bases: list[dict[str, Any]] = []
+    dates = sample_dates(data, today)
+    for code in list(sampler.codes):
+        default = data.base_facts(code, today, False, today)[0]
+        bases += [data.base_facts(code, today, False, today, m)[0] for m in default["modifier_rows"]]
+        bases += [data.base_facts(code, day, True, today)[0] for day in dates]
+    return evaluate_records(ruleset, bases, sampler.offer)
+
+
+def render_problems(ruleset: Ruleset, sampler: FactSampler) -> list[RuleProblem]:
+    """Render each template and FAQ question over the sampled records; one report per place."""
+    found: dict[tuple[str, int], RuleProblem] = {}
+
+    def failed(exc: TemplateRenderError | RuleEvaluationError, kind: str, day: str) -> None:
+        problem = (RuleProblem(exc.path, exc.line, kind, f"{exc.detail} (for {exc.metadata['code']} "
+                               f"on {day})") if isinstance(exc, TemplateRenderError)
+                   else _evaluation_problem(exc))
+        found.setdefault((problem.path, problem.line), problem)
+
+    for intent, template in ruleset.templates.items():
+        reader = _Reader(dict(sampler.templates[intent].reads))
+        for facts in _new_shapes(reader, sampler.records):
+            try:
+                template.render(facts)
+            except TemplateRenderError as exc:
+                failed(exc, "TEMPLATE_RENDER", facts["date_of_service"])
+    for entry, base_reader in zip(ruleset.faq, sampler.faq):
+        reader = _Reader(dict(base_reader.reads))
+        for facts in _new_shapes(reader, sampler.records):
+            try:
+                if entry.applies_when.evaluate(facts):
+                    entry.question.render(facts)
+            except TemplateRenderError as exc:
+                failed(exc, "TEMPLATE_RENDER", facts["date_of_service"])
+            except RuleEvaluationError as exc:
+                failed(exc, "EVALUATION", facts["date_of_service"])
+    return list(found.values())
+
+
+def _new_shapes(reader: _Reader, records: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
+    return (facts for facts in records if reader.is_new(facts))
