@@ -50,12 +50,63 @@ def test_bad_yaml_syntax(rules_copy, capsys):
 
 
 def test_unknown_field(rules_copy, capsys):
-    text = (rules_copy / "lifecycle.yaml").read_text()
-    rule_line = text[: text.index("  - id: cat3-explicit-sunset")].count("\n") + 1
-    edit(rules_copy / "lifecycle.yaml", "    because: A source states", "    becuase: x\n    because: A source states")
+    """Reported on the misspelt key's own line, once, with the field it was meant to be."""
+    line = edit(rules_copy / "lifecycle.yaml", "    because: A source states", "    becuase: x\n    because: A source states")
     out = check_output(rules_copy, capsys)
-    found = re.search(r"lifecycle\.yaml:(\d+): SCHEMA: .*unknown field.*becuase", out)
-    assert found and int(found.group(1)) == rule_line
+    assert re.findall(r"lifecycle\.yaml:\d+: .*", out) == [
+        f"lifecycle.yaml:{line}: SCHEMA: rules/{rule_index(rules_copy / 'lifecycle.yaml', line)}: "
+        "unknown field 'becuase' (did you mean 'because'?)"]
+
+
+def test_misspelt_required_field_is_one_report(rules_copy, capsys):
+    line = edit(rules_copy / "global_period.yaml", "    because: CMS global code 010.", "    becase: CMS global code 010.")
+    out = check_output(rules_copy, capsys)
+    assert re.findall(r"global_period\.yaml:\d+: .*", out) == [
+        f"global_period.yaml:{line}: SCHEMA: rules/1: unknown field 'becase' (did you mean 'because'?)"]
+
+
+def item_start(path: Path, line: int) -> int:
+    """The line where the list item holding a line starts (a test's reports point there)."""
+    lines = path.read_text().splitlines()
+    while not lines[line - 1].lstrip().startswith("- "):
+        line -= 1
+    return line
+
+
+def rule_index(path: Path, line: int) -> int:
+    """Index of the rule that holds a line of a table file."""
+    lines = path.read_text().splitlines()[:line]
+    return sum(1 for text in lines if text.startswith("  - id: ")) - 1
+
+
+def test_every_problem_of_one_file_is_reported_at_once(rules_copy, capsys):
+    """An unknown field, a duplicate id and a failing test in one file: three reports, each on
+    its own line, and nothing else (issue 7)."""
+    path = rules_copy / "global_period.yaml"
+    unknown = edit(path, "    because: CMS global code 000.", "    because: CMS global code 000.\n    sorce: CMS") + 1
+    duplicate = edit(path, "\ntests:\n", "\n  - id: global-010\n    when: global_days == 'QQQ'\n"
+                     "    set: {global_days_meaning: x}\n    because: x\ntests:\n") + 1
+    failing = edit(path, "  - {name: maternity, given: {global_days: MMM}, fired: [global-mmm], expect: {}}",
+                   "  - {name: maternity, given: {global_days: MMM}, fired: [global-xxx], expect: {}}")
+    out = check_output(rules_copy, capsys)
+    assert re.findall(r"\S+\.yaml:\d+: [A-Z_]+", out) == [
+        f"global_period.yaml:{unknown}: SCHEMA", f"global_period.yaml:{duplicate}: DUPLICATE_ID",
+        f"global_period.yaml:{failing}: TEST_FAILED"]
+    assert "unknown field 'sorce' (did you mean 'source'?)" in out
+    assert "rule id 'global-010' is also used at global_period.yaml:" in out
+    assert "maternity: fired: expected ['global-xxx'], got ['global-mmm']" in out
+
+
+def test_tests_of_tables_before_a_broken_one_still_run(rules_copy, capsys):
+    """A CEL error in a later table does not hide a failing test of an earlier one, and the
+    later table's own tests are not run against its half-compiled rules."""
+    failing = item_start(rules_copy / "category.yaml", edit(
+        rules_copy / "category.yaml", "expect: {category: CATEGORY_II}", "expect: {category: CATEGORY_I}"))
+    broken = edit(rules_copy / "coverage.yaml", "when: status_indicator == 'N' && pfs_covers_date",
+                  "when: status_indicator == 1 && pfs_covers_date")
+    out = check_output(rules_copy, capsys)
+    assert re.findall(r"\S+\.yaml:\d+: [A-Z_]+", out) == [f"category.yaml:{failing}: TEST_FAILED",
+                                                          f"coverage.yaml:{broken}: CEL"]
 
 
 def test_cel_type_error_and_typo_all_reported(rules_copy, capsys):
