@@ -13,7 +13,7 @@ from cptrules.data.catalogue import Catalogue
 from cptrules.errors import (RuleEvaluationError, RuleFileErrors, TemplateBudgetError,
                              TemplateRenderError)
 from cptrules.ruleset.conditions import ConditionError, Environment, Where
-from cptrules.ruleset.source import SourceFile, first_alias, parse_yaml
+from cptrules.ruleset.source import SourceFile, parse_yaml
 
 FACTS = {"code": "0556T", "notes": ["a", "b"], "date_of_service": "2026-01-15", "count": 3}
 
@@ -85,9 +85,10 @@ def test_alias_bomb_is_refused_before_it_is_built():
 
 
 def test_an_anchor_alone_is_refused_at_its_line():
-    problem = first_alias("table: x\nhit: first\noutputs: &o {a: 1}\n", "t.yaml")
-    assert problem is not None and (problem.line, problem.kind) == (3, "YAML_ALIAS")
-    assert first_alias("table: x\nnote: 'a & b * c'\n", "t.yaml") is None
+    doc, problems = parse_yaml(SourceFile("t.yaml", "table: x\nhit: first\noutputs: &o {a: 1}\n"))
+    assert doc is None and [(p.line, p.kind) for p in problems] == [(3, "YAML_ALIAS")]
+    doc, problems = parse_yaml(SourceFile("t.yaml", "table: x\nwhen: \"a && b * c\"\nnote: 'a & *b'\n"))
+    assert problems == [] and doc["when"] == "a && b * c"
 
 
 def test_catalogue_with_an_alias_is_refused(tmp_path):

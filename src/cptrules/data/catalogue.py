@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from ruamel.yaml import YAML
 
 from ..errors import RuleFileErrors, RuleProblem
-from ..ruleset.source import first_alias, line_of
+from ..ruleset.source import line_of, load_yaml
 
 _DATE = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
 _TEXT = {"type": "string", "minLength": 1}
@@ -132,11 +131,7 @@ class Catalogue:
     @classmethod
     def load(cls, path: Path) -> Catalogue:
         """Read and validate catalogue.yaml; every problem is reported with its line."""
-        text = path.read_text(encoding="utf-8")
-        alias = first_alias(text, path.name)
-        if alias is not None:
-            raise RuleFileErrors([alias])
-        located = YAML(typ="rt").load(text) or {}
+        located = load_yaml(path.read_text(encoding="utf-8"), path.name) or {}
         doc = _stringify(located)
         problems = [RuleProblem(path.name, line_of(located, list(e.absolute_path)), "CATALOGUE",
                                 f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}")

@@ -18,6 +18,7 @@ number, a list's length up to two.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -38,27 +39,44 @@ def template_reads(template: AnswerTemplate) -> dict[str, bool]:
     return {n.name: n.name in compared for n in tree.find_all(nodes.Name) if n.ctx == "load"}
 
 
-def _shape(value: Any, exact: bool) -> Any:
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, (int, float)):
-        return (value > 0) - (value < 0)
-    if isinstance(value, str):
-        return value if exact else bool(value)
-    if isinstance(value, (list, tuple)):
-        return min(len(value), 2)
-    return type(value).__name__
+def _getter(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A function giving the values of `names` as a tuple (operator.itemgetter, always a tuple)."""
+    if not names:
+        return lambda facts: ()
+    get = operator.itemgetter(*names)
+    return (lambda facts: (get(facts),)) if len(names) == 1 else get
 
 
 class _Reader:
-    """One template or FAQ entry: the facts it reads and the shapes already covered."""
+    """One template or FAQ entry: the facts it reads and the shapes already covered.
 
-    def __init__(self, reads: dict[str, bool]) -> None:
-        self.reads = sorted(reads.items())
+    A shape keeps the value of a compared string, the truth of other strings and of bools,
+    the sign of a number and a list's length up to two; built with C-level getters, as every
+    loaded code is shaped once per check.
+    """
+
+    def __init__(self, reads: dict[str, bool], fact_types: dict[str, str]) -> None:
+        self.reads = dict(sorted(reads.items()))
+        self.fact_types = fact_types
+        kinds: dict[str, list[str]] = {"exact": [], "truth": [], "number": [], "list": []}
+        for name, exact in self.reads.items():
+            kind = fact_types.get(name, "string")
+            if kind == "list":
+                kinds["list"].append(name)
+            elif kind in ("double", "int"):
+                kinds["number"].append(name)
+            elif kind == "string" and exact:
+                kinds["exact"].append(name)
+            else:
+                kinds["truth"].append(name)
+        self._exact, self._truth = _getter(kinds["exact"]), _getter(kinds["truth"])
+        self._number, self._list = _getter(kinds["number"]), _getter(kinds["list"])
         self.seen: set[Shape] = set()
 
     def shape(self, facts: dict[str, Any]) -> Shape:
-        return tuple(_shape(facts.get(name), exact) for name, exact in self.reads)
+        return (self._exact(facts), tuple(map(bool, self._truth(facts))),
+                tuple((v > 0) - (v < 0) for v in self._number(facts)),
+                tuple(min(len(v), 2) for v in self._list(facts)))
 
     def is_new(self, facts: dict[str, Any]) -> bool:
         key = self.shape(facts)
@@ -67,22 +85,26 @@ class _Reader:
         self.seen.add(key)
         return True
 
+    def fresh(self) -> _Reader:
+        """The same reader with nothing seen yet."""
+        return _Reader(self.reads, self.fact_types)
+
 
 class FactSampler:
     """Keeps the first evaluated record of every shape any template or FAQ entry can tell apart."""
 
     def __init__(self, ruleset: Ruleset) -> None:
         facts = ruleset.fact_types
-        self.templates = {intent: _Reader(_facts_only(template_reads(t), facts))
+        self.templates = {intent: _Reader(_facts_only(template_reads(t), facts), facts)
                           for intent, t in ruleset.templates.items()}
         self.faq = [_Reader(_facts_only({**template_reads(e.question), **dict.fromkeys(e.applies_when.reads, True)},
-                                        facts)) for e in ruleset.faq]
+                                        facts), facts) for e in ruleset.faq]
         readers = [*self.templates.values(), *self.faq]
         every: dict[str, bool] = {}
         for reader in readers:
-            for name, exact in reader.reads:
+            for name, exact in reader.reads.items():
                 every[name] = every.get(name, False) or exact
-        self._any = _Reader(every)  # a cheap first test: most records repeat a shape already seen
+        self._any = _Reader(every, facts)  # a cheap first test: most records repeat a shape already seen
         self._readers = readers
         self.records: list[dict[str, Any]] = []
         self.codes: list[str] = []
@@ -144,14 +166,14 @@ def render_problems(ruleset: Ruleset, sampler: FactSampler) -> list[RuleProblem]
         found.setdefault((problem.path, problem.line), problem)
 
     for intent, template in ruleset.templates.items():
-        reader = _Reader(dict(sampler.templates[intent].reads))
+        reader = sampler.templates[intent].fresh()
         for facts in _new_shapes(reader, sampler.records):
             try:
                 template.render(facts)
             except TemplateRenderError as exc:
                 failed(exc, "TEMPLATE_RENDER", facts["date_of_service"])
     for entry, base_reader in zip(ruleset.faq, sampler.faq):
-        reader = _Reader(dict(base_reader.reads))
+        reader = base_reader.fresh()
         for facts in _new_shapes(reader, sampler.records):
             try:
                 if entry.applies_when.evaluate(facts):

@@ -13,9 +13,10 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
-from ruamel.yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
+from ruamel.yaml.composer import Composer
+from ruamel.yaml.events import AliasEvent
 
-from ..errors import RuleProblem
+from ..errors import RuleFileErrors, RuleProblem
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,21 +59,47 @@ def read_sources(root: Path) -> RuleSources:
     return RuleSources(str(root), files, tuple(problems))
 
 
-def first_alias(text: str, path: str) -> RuleProblem | None:
-    """The first anchor or alias in a YAML text, as a located problem; None when it has none.
+class _AliasFound(Exception):
+    """Raised by the composer at the first alias, before it is expanded."""
 
-    Aliases let a few kilobytes expand into gigabytes when the document is built
-    (each level repeating the one before), so rule files and the catalogue refuse
-    them from the event stream, before anything is built. Rule files never need
-    them: a repeated value is written out.
-    """
-    anchor = None
-    for event in YAML(typ="rt").parse(text):
+    def __init__(self, event: Any) -> None:
+        super().__init__(event.anchor)
+        self.event = event
+
+
+class _NoAliasComposer(Composer):  # type: ignore[misc]
+    """Builds documents as usual but stops at the first alias and notes the first anchor."""
+
+    first_anchor: Any = None
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.parser.peek_event()
         if isinstance(event, AliasEvent):
-            return _alias_problem(path, event, "alias *")
-        if anchor is None and isinstance(event, (ScalarEvent, CollectionStartEvent)) and event.anchor:
-            anchor = event
-    return _alias_problem(path, anchor, "anchor &") if anchor is not None else None
+            raise _AliasFound(event)
+        if getattr(event, "anchor", None) and self.first_anchor is None:
+            self.first_anchor = event
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str, path: str) -> Any:
+    """A round-trip YAML document with line positions, refusing anchors and aliases.
+
+    Aliases let a few kilobytes expand into gigabytes once the document is built (each
+    level repeating the one before), so the composer stops at the first one, before it
+    is expanded; a file with only anchors is refused too, as rule files never need them.
+    Raises RuleFileErrors for an alias or anchor, ruamel's errors for bad YAML.
+    """
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    yaml.Composer = _NoAliasComposer
+    try:
+        doc = yaml.load(text)
+    except _AliasFound as found:
+        raise RuleFileErrors([_alias_problem(path, found.event, "alias *")]) from None
+    anchor = yaml.composer.first_anchor
+    if anchor is not None:
+        raise RuleFileErrors([_alias_problem(path, anchor, "anchor &")])
+    return doc
 
 
 def _alias_problem(path: str, event: Any, what: str) -> RuleProblem:
@@ -83,13 +110,10 @@ def _alias_problem(path: str, event: Any, what: str) -> RuleProblem:
 
 def parse_yaml(source: SourceFile) -> tuple[Any, list[RuleProblem]]:
     """Parse a YAML file keeping positions; a syntax error or an alias becomes a located problem."""
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
     try:
-        alias = first_alias(source.text, source.path)
-        if alias is not None:
-            return None, [alias]
-        return yaml.load(source.text), []
+        return load_yaml(source.text, source.path), []
+    except RuleFileErrors as refused:
+        return None, list(refused.problems)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
