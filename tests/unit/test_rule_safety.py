@@ -208,3 +208,40 @@ def test_any_loop_nest_and_width_finishes_or_is_cut_off(outer, inner, width):
     else:
         assert text == str(width)
         assert steps <= limits.TEMPLATE_MAX_STEPS * 2 and width <= limits.TEMPLATE_MAX_VALUE_CHARS
+
+
+# -- the render check's sample -------------------------------------------------------------
+
+BRANCH_FACTS = ("category", "status_indicator", "rvu_availability", "code_status", "lifecycle_policy")
+
+
+def test_the_render_sample_covers_every_combination_the_templates_branch_on(engine):
+    """Every combination of the facts the answer templates branch on most, among all loaded
+    codes, is in the sample the check renders, which is still a small part of the codes."""
+    from cptrules.ruleset.check import data_problems
+    from cptrules.ruleset.render_check import FactSampler
+
+    snapshot, today = engine.snapshot, engine.clock()
+    sampler = FactSampler(snapshot.ruleset)
+    combinations = set()
+
+    def offer(facts):
+        combinations.add(tuple(facts[name] for name in BRANCH_FACTS))
+        sampler.offer(facts)
+
+    data_problems(snapshot.ruleset, (snapshot.data.base_facts(c, today, False, today)[0] for c in snapshot.codes),
+                  offer)
+    assert len(combinations) > 10
+    assert combinations <= {tuple(r[name] for name in BRANCH_FACTS) for r in sampler.records}
+    assert len(sampler.records) < len(snapshot.codes) / 20
+
+
+def test_the_sample_dates_lie_before_inside_and_after_the_releases(engine):
+    from cptrules.ruleset.render_check import sample_dates
+
+    data = engine.snapshot.data
+    dates = sample_dates(data, engine.clock())
+    assert min(dates) < min(r.effective for r in data.releases)
+    assert all(r.effective in dates for r in data.releases)
+    assert max(dates).year > max(r.year for r in data.releases) + 5
+    assert engine.clock() in dates

@@ -12,13 +12,17 @@ of each shape is kept; the kept codes are then evaluated again on dates before,
 inside and after the loaded releases, without a date, and with each modifier row
 they have. A shape is what a template's branches can tell apart: the exact value of
 a string it compares with a literal, whether other values are empty, the sign of a
-number, a list's length up to two.
+number, a list's length up to two. Every combination of the compared strings across
+all templates (category, status indicator, RVU availability, code status, lifecycle
+policy, ...) is kept as well, so the sample stays a few hundred codes of twenty
+thousand and still holds one code of every kind the templates distinguish.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import operator
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -32,11 +36,28 @@ Shape = tuple[Any, ...]
 
 
 def template_reads(template: AnswerTemplate) -> dict[str, bool]:
-    """The names a template reads, each True when it is compared with something (its value
-    picks a branch) and False when only its emptiness can matter."""
+    """The names a template reads, each True when it is compared with a literal other than ''
+    (its value picks a branch) and False when only its emptiness can matter."""
     tree = ENVIRONMENT.parse(template.source)
-    compared = {n.name for cmp in tree.find_all(nodes.Compare) for n in cmp.find_all(nodes.Name)}
+    compared = {n.name for cmp in tree.find_all(nodes.Compare) if _has_literal(cmp)
+                for n in cmp.find_all(nodes.Name)}
     return {n.name: n.name in compared for n in tree.find_all(nodes.Name) if n.ctx == "load"}
+
+
+def _has_literal(compare: nodes.Compare) -> bool:
+    for side in (compare.expr, *(op.expr for op in compare.ops)):
+        if isinstance(side, nodes.Const) and side.value not in ("", None):
+            return True
+        if isinstance(side, (nodes.List, nodes.Tuple)) and all(isinstance(i, nodes.Const) for i in side.items):
+            return True
+    return False
+
+
+def condition_reads(text: str, names: tuple[str, ...]) -> dict[str, bool]:
+    """The facts a CEL condition reads, True for those compared with a non-empty literal."""
+    return {name: bool(re.search(rf"\b{name}\s*(==|!=)\s*['\"][^'\"]|\b{name}\s+in\s*\[|"
+                                 rf"['\"][^'\"]+['\"]\s*(==|!=)\s*{name}\b", text))
+            for name in names}
 
 
 def _getter(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
@@ -97,7 +118,8 @@ class FactSampler:
         facts = ruleset.fact_types
         self.templates = {intent: _Reader(_facts_only(template_reads(t), facts), facts)
                           for intent, t in ruleset.templates.items()}
-        self.faq = [_Reader(_facts_only({**template_reads(e.question), **dict.fromkeys(e.applies_when.reads, True)},
+        self.faq = [_Reader(_facts_only({**template_reads(e.question),
+                                         **condition_reads(e.applies_when.text, e.applies_when.reads)},
                                         facts), facts) for e in ruleset.faq]
         readers = [*self.templates.values(), *self.faq]
         every: dict[str, bool] = {}
@@ -105,7 +127,11 @@ class FactSampler:
             for name, exact in reader.reads.items():
                 every[name] = every.get(name, False) or exact
         self._any = _Reader(every, facts)  # a cheap first test: most records repeat a shape already seen
-        self._readers = readers
+        # Every combination of the compared values across templates (category, status indicator,
+        # availability, code status, lifecycle policy, ...), not only each template's own.
+        self._combined = _Reader({name: True for name, exact in every.items()
+                                  if exact and facts.get(name) == "string"}, facts)
+        self._readers = [*readers, self._combined]
         self.records: list[dict[str, Any]] = []
         self.codes: list[str] = []
 
