@@ -105,7 +105,7 @@ def ruleset_problems(ruleset: Ruleset, data: CodeData, codes: list[str], today: 
         sampler = FactSampler(ruleset)
         problems += data_problems(ruleset, (data.base_facts(c, today, False, today)[0] for c in codes),
                                   sampler.offer)
-        problems += more_records(ruleset, data, sampler, today, data_problems)
+        problems += more_records(ruleset, data, sampler, today)
         problems += render_problems(ruleset, sampler)
     unique = {(p.path, p.line, p.kind): p for p in reversed(problems)}  # one report per place
     return report, [p for p in problems if unique[(p.path, p.line, p.kind)] is p]

@@ -111,10 +111,8 @@ def data_problems(ruleset: Ruleset, records: Iterable[dict[str, Any]],
                     evaluate_table(table, trial)
                     cache[key] = {name: trial[name] for name in table.outputs}
                 except RuleEvaluationError as exc:
-                    where = (exc.metadata["file"], int(exc.metadata["line"]))
-                    kind = "CONFLICT" if "unique-hit" in exc.message else "EVALUATION"
-                    problems.setdefault(where, RuleProblem(where[0], where[1], kind,
-                                                           exc.message.split(": ", 1)[-1]))
+                    problem = evaluation_problem(exc)
+                    problems.setdefault((problem.path, problem.line), problem)
                     cache[key] = None
             outputs = cache[key]
             if outputs is None:
@@ -124,6 +122,12 @@ def data_problems(ruleset: Ruleset, records: Iterable[dict[str, Any]],
             if on_record is not None:
                 on_record(facts)
     return list(problems.values())
+
+
+def evaluation_problem(exc: RuleEvaluationError) -> RuleProblem:
+    """A rule's failure while evaluating, as a located problem (a unique-hit overlap is a CONFLICT)."""
+    kind = "CONFLICT" if "unique-hit" in exc.message else "EVALUATION"
+    return RuleProblem(exc.metadata["file"], int(exc.metadata["line"]), kind, exc.message.split(": ", 1)[-1])
 
 
 def classify(ruleset: Ruleset, code: str) -> tuple[str, str]:

@@ -30,6 +30,7 @@ from jinja2 import nodes
 
 from ..answers.templates import ENVIRONMENT, AnswerTemplate
 from ..errors import RuleEvaluationError, RuleProblem, TemplateRenderError
+from .check import data_problems, evaluation_problem
 from .model import Ruleset
 
 Shape = tuple[Any, ...]
@@ -163,22 +164,16 @@ def sample_dates(data: Any, today: dt.date) -> list[dt.date]:
     return sorted(dates)
 
 
-def _evaluation_problem(exc: RuleEvaluationError) -> RuleProblem:
-    kind = "CONFLICT" if "unique-hit" in exc.message else "EVALUATION"
-    return RuleProblem(exc.metadata.get("file", ""), int(exc.metadata.get("line", "0") or 0), kind,
-                       exc.message.split(": ", 1)[-1])
-
-
-def more_records(ruleset: Ruleset, data: Any, sampler: FactSampler, today: dt.date,
-                 evaluate_records: Callable[..., list[RuleProblem]]) -> list[RuleProblem]:
-    """Offer the sampled codes again on every sample date and with each modifier row."""
+def more_records(ruleset: Ruleset, data: Any, sampler: FactSampler, today: dt.date) -> list[RuleProblem]:
+    """Offer the sampled codes again on every sample date and with each modifier row; the
+    evaluation problems found on the way (a rule that fails only on some date) are returned."""
     bases: list[dict[str, Any]] = []
     dates = sample_dates(data, today)
     for code in list(sampler.codes):
         default = data.base_facts(code, today, False, today)[0]
         bases += [data.base_facts(code, today, False, today, m)[0] for m in default["modifier_rows"]]
         bases += [data.base_facts(code, day, True, today)[0] for day in dates]
-    return evaluate_records(ruleset, bases, sampler.offer)
+    return data_problems(ruleset, bases, sampler.offer)
 
 
 def render_problems(ruleset: Ruleset, sampler: FactSampler) -> list[RuleProblem]:
@@ -188,7 +183,7 @@ def render_problems(ruleset: Ruleset, sampler: FactSampler) -> list[RuleProblem]
     def failed(exc: TemplateRenderError | RuleEvaluationError, kind: str, day: str) -> None:
         problem = (RuleProblem(exc.path, exc.line, kind, f"{exc.detail} (for {exc.metadata['code']} "
                                f"on {day})") if isinstance(exc, TemplateRenderError)
-                   else _evaluation_problem(exc))
+                   else evaluation_problem(exc))
         found.setdefault((problem.path, problem.line), problem)
 
     for intent, template in ruleset.templates.items():
