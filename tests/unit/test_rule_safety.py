@@ -124,8 +124,20 @@ OVERRUNS = {
     "a * width in a %-format": "{{ '%*s' % (1000000000, 'x') }}",
     "replace that multiplies": "{{ ('x' * 50000) | replace('', 'y' * 50000) }}",
     "join that multiplies": "{{ (['y' * 50000] * 2) | join('z' * 50000) }}",
+    "str.replace that multiplies": "{{ ('x' * 50000).replace('', 'y' * 50000) }}",
+    "str.join that multiplies": "{{ ('z' * 50000).join(['y' * 50000] * 2) }}",
+    "a width in the format filter": "{{ '%1000000000s' | format(1) }}",
     "a huge range": "{{ range(10**9) | length }}",
     "a huge batch": "{{ [1] | batch(10**8, 'x') | list | length }}",
+    "a list of one long string, repeated, as text": "{{ ['y' * 100000] * 100000 }}",
+    "a literal list of long strings as text": ("{% set y = 'y' * 100000 %}{% set l = [y, y, y, y, y, y] %}"
+                                               "{{ [l, l, l, l, l, l] }}"),
+    "join over an iterator of long strings": ("{% set l = ['y' * 100000] * 10 %}"
+                                              "{{ l | map('string') | join }}"),
+    "str.join over an iterator": "{% set l = ['y' * 100000] * 10 %}{{ ''.join(l | map('string')) }}",
+    "a long list in a %-format": "{% set l = ['y' * 100000] * 10 %}{{ '%s' % (l,) }}",
+    "a long list in a ~": "{% set l = ['y' * 100000] * 10 %}{{ 'a' ~ l }}",
+    "a long list through a filter": "{% set l = ['y' * 50000, 'y' * 50000, 'y' * 50000] %}{{ l | string }}",
 }
 
 
@@ -164,7 +176,7 @@ def test_templates_cannot_reach_python_internals(source):
     "{% include 'other.j2' %}", "{% import 'other.j2' as o %}", "{% from 'other.j2' import m %}",
     "{% extends 'base.j2' %}", "{% for n in notes recursive %}{{ loop(n) }}{% endfor %}",
     "{{ lipsum(n=200000) }}", "{{ code | center(1000000000) }}", "{{ notes | random }}",
-    "{{ '%s' | format(code) }}", "{{ code | indent(100000) }}",
+    "{{ code | wordwrap(5) }}", "{{ code | indent(100000) }}",
 ])
 def test_constructs_with_no_place_in_an_answer_are_refused_at_load(source):
     compiled, problem = _check(source, "answers/t.j2", 1, set(FACTS))
@@ -189,9 +201,11 @@ def test_a_question_form_failure_is_located_in_its_yaml_file():
 def test_ordinary_template_features_still_work():
     source = ("{{ code | upper }} {{ notes | join_and }} {% for n in notes %}{{ loop.index }}{{ loop.cycle('a', 'b') }}"
               "{% endfor %} {{ {'26': 'pro'}.get('26') }} {{ 'a,b'.split(',') | join('-') }} {{ 12345 | money }}"
-              " {{ range(3) | list | length }} {{ count * 2 }} {{ 2 ** 10 }} {{ '%05.1f' % 2.5 }}"
+              " {{ range(3) | list | length }} {{ count * 2 }} {{ 2 ** 10 }} {{ '%05.1f' % 2.5 }} {{ '%.2f' | format(1) }}"
+              " {{ code.replace('T', 't') }} {{ '+'.join(notes) }}"
               "{% macro m(x) %}[{{ x }}]{% endmacro %} {{ m(code) }} {{ notes | map('upper') | join }}")
-    assert render(template(source), FACTS) == "0556T a and b 1a2b pro a-b $12,345.00 3 6 1024 002.5 [0556T] AB"
+    assert render(template(source), FACTS) == ("0556T a and b 1a2b pro a-b $12,345.00 3 6 1024 002.5 1.00 0556t a+b"
+                                                " [0556T] AB")
 
 
 @settings(max_examples=60, deadline=None)

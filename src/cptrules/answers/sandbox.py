@@ -89,12 +89,45 @@ def _too_big(what: str, size: int) -> TemplateOverrun:
                            f"{limits.TEMPLATE_MAX_VALUE_CHARS:,} characters or items")
 
 
+def weight(value: Any, limit: int = limits.TEMPLATE_MAX_VALUE_CHARS) -> int:
+    """How long a value would be as text or items, counting a shared part each time it
+    appears (a list of one long string repeated is as long as its text); stops past limit."""
+    total = 0
+    stack = [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        if isinstance(item, (str, bytes)):
+            total += len(item)
+        elif isinstance(item, dict):
+            total += len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            total += len(item)
+            stack.extend(item)
+        elif isinstance(item, range):
+            total += len(item)
+        else:
+            total += 1
+    return total
+
+
+def _light(value: Any, what: str) -> Any:
+    """A value about to be used (turned into text, passed on): refuse it when too heavy."""
+    if isinstance(value, (str, bytes, list, tuple, dict, set, frozenset)):
+        size = weight(value)
+        if size > limits.TEMPLATE_MAX_VALUE_CHARS:
+            raise _too_big(what, size)
+    return value
+
+
 def _sized(value: Any, what: str = "a value") -> Any:
     """A value produced by an operation: refuse it when too large, count it when text."""
     if isinstance(value, (str, bytes, list, tuple, dict, set, frozenset)):
-        if len(value) > limits.TEMPLATE_MAX_VALUE_CHARS:
-            raise _too_big(what, len(value))
-        current_budget().produce(len(value))
+        size = weight(value)
+        if size > limits.TEMPLATE_MAX_VALUE_CHARS:
+            raise _too_big(what, size)
+        current_budget().produce(size)
     elif isinstance(value, int) and not isinstance(value, bool):
         if value.bit_length() > limits.TEMPLATE_MAX_INT_BITS:
             raise TemplateOverrun(f"{what} would be a number of {value.bit_length():,} bits; "
@@ -127,6 +160,10 @@ def budget_range(*args: int) -> range:
     return rng
 
 
+def _output(value: Any) -> Any:
+    return _light(value, "an output value")
+
+
 class OutputBuffer(list):  # type: ignore[type-arg]
     """The buffer of a macro, call or set block: every piece written to it is counted."""
 
@@ -147,8 +184,8 @@ _FORMAT_WIDTH = re.compile(r"%[-#0 +]*(\*|\d{6,})|%[-#0 +]*\d*\.(\*|\d{6,})")
 def _multiply(left: Any, right: Any) -> Any:
     for seq, count in ((left, right), (right, left)):
         if isinstance(seq, (str, list, tuple)) and isinstance(count, int):
-            if len(seq) * max(count, 0) > limits.TEMPLATE_MAX_VALUE_CHARS:
-                raise _too_big("a repeated value", len(seq) * count)
+            if weight(seq) * max(count, 0) > limits.TEMPLATE_MAX_VALUE_CHARS:
+                raise _too_big("a repeated value", weight(seq) * count)
     if isinstance(left, int) and isinstance(right, int):
         if left.bit_length() + right.bit_length() > limits.TEMPLATE_MAX_INT_BITS + 1:
             raise TemplateOverrun(f"a product of {left.bit_length() + right.bit_length():,} bits is "
@@ -167,14 +204,15 @@ def _power(left: Any, right: Any) -> Any:
 
 def _add(left: Any, right: Any) -> Any:
     if isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
-        if len(left) + len(right) > limits.TEMPLATE_MAX_VALUE_CHARS:
-            raise _too_big("a joined value", len(left) + len(right))
+        if weight(left) + weight(right) > limits.TEMPLATE_MAX_VALUE_CHARS:
+            raise _too_big("a joined value", weight(left) + weight(right))
     return _sized(operator.add(left, right))
 
 
 def _modulo(left: Any, right: Any) -> Any:
     if isinstance(left, str) and _FORMAT_WIDTH.search(left):
         raise TemplateOverrun("a %-format with a '*' or a six-digit width or precision is not allowed")
+    _light(right, "a %-format's arguments")
     return _sized(operator.mod(left, right))
 
 
@@ -184,11 +222,11 @@ _BINOPS: dict[str, Callable[[Any, Any], Any]] = {"*": _multiply, "**": _power, "
 # -- filters -----------------------------------------------------------------------
 
 # Jinja filters that fit plain-text answers and cannot build more than their input
-# (with the size checks below); the rest (center, indent, wordwrap, format, random,
-# pprint, tojson, urlize, xmlattr, ...) are not available to answer templates.
+# (with the size checks below); the rest (center, indent, wordwrap, random, pprint,
+# tojson, urlize, xmlattr, ...) are not available to answer templates.
 ALLOWED_BUILTIN_FILTERS = frozenset({
     "abs", "attr", "batch", "capitalize", "count", "d", "default", "dictsort", "first", "float",
-    "groupby", "int", "items", "join", "last", "length", "list", "lower", "map", "max", "min",
+    "format", "groupby", "int", "items", "join", "last", "length", "list", "lower", "map", "max", "min",
     "reject", "rejectattr", "replace", "reverse", "round", "select", "selectattr", "slice",
     "sort", "string", "sum", "title", "trim", "truncate", "unique", "upper", "wordcount",
 })
@@ -204,12 +242,20 @@ def _replace_size(value: Any, old: Any, new: Any, count: Any = None) -> int:
 
 def _join_size(value: Any, sep: Any = "", attribute: Any = None) -> int:
     if not isinstance(value, (list, tuple, str, dict, set, frozenset)):
-        return 0  # an iterator: every item is charged as it is drawn, the result checked after
+        return 0  # an iterator: guard_filter and call turn it into a list (and weigh it) first
     items = list(value)
-    return sum(len(str(i)) for i in items) + max(len(items) - 1, 0) * len(str(sep))
+    return weight(items) + max(len(items) - 1, 0) * len(str(sep))
 
 
-_PRECHECKS: dict[str, Callable[..., int]] = {"replace": _replace_size, "join": _join_size}
+def _format_size(value: Any, *args: Any, **kwargs: Any) -> int:
+    """A %-format's result is about its text plus its arguments, unless a width says otherwise."""
+    if isinstance(value, str) and _FORMAT_WIDTH.search(value):
+        raise TemplateOverrun("a %-format with a '*' or a six-digit width or precision is not allowed")
+    return 0
+
+
+_PRECHECKS: dict[str, Callable[..., int]] = {"replace": _replace_size, "join": _join_size,
+                                             "format": _format_size}
 
 
 def guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -220,8 +266,12 @@ def guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         current_budget().step()
+        if name == "join" and len(args) > skip and not hasattr(args[skip], "__len__"):
+            args = (*args[:skip], list(args[skip]), *args[skip + 1:])
         for arg in [*args[skip + 1:], *kwargs.values()]:
             _check_count(arg, f"the {name} filter's argument")
+        for arg in [*args[skip:], *kwargs.values()]:
+            _light(arg, f"the {name} filter's input")
         if precheck is not None:
             size = precheck(*args[skip:], **kwargs)
             if size > limits.TEMPLATE_MAX_VALUE_CHARS:
@@ -237,8 +287,8 @@ SAFE_METHODS: dict[type, frozenset[str]] = {
     str: frozenset({
         "capitalize", "casefold", "count", "endswith", "find", "index", "isalnum", "isalpha",
         "isdigit", "islower", "isnumeric", "isspace", "istitle", "isupper", "lower", "lstrip",
-        "partition", "removeprefix", "removesuffix", "rfind", "rindex", "rpartition", "rsplit",
-        "rstrip", "split", "splitlines", "startswith", "strip", "swapcase", "title", "upper"}),
+        "join", "partition", "removeprefix", "removesuffix", "replace", "rfind", "rindex",
+        "rpartition", "rsplit", "rstrip", "split", "splitlines", "startswith", "strip", "swapcase", "title", "upper"}),
     dict: frozenset({"get", "items", "keys", "values"}),
     list: frozenset({"count", "index"}),
     tuple: frozenset({"count", "index"}),
@@ -275,9 +325,11 @@ class _BudgetedCodeGenerator(CodeGenerator):
         self.writeline(f"{frame.buffer} = environment.output_buffer()")
 
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
-        self.write("environment.checked_concat(")
-        super().visit_Concat(node, frame)
-        self.write(")")
+        self.write("environment.checked_concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
 
 
 class BudgetedSandbox(ImmutableSandboxedEnvironment):
@@ -287,6 +339,7 @@ class BudgetedSandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset(_BINOPS)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["finalize"] = _output  # every {{ value }} is weighed before it becomes text
         super().__init__(*args, **kwargs)
         self.binop_table.update(_BINOPS)
         self.globals = {"range": budget_range, "dict": dict, "cycler": Cycler, "joiner": Joiner,
@@ -303,8 +356,12 @@ class BudgetedSandbox(ImmutableSandboxedEnvironment):
     def output_buffer(self) -> OutputBuffer:
         return OutputBuffer()
 
-    def checked_concat(self, text: str) -> str:
-        return _sized(text, "a ~ concatenation")
+    def checked_concat(self, parts: tuple[Any, ...]) -> str:
+        """`a ~ b`: each part weighed before it becomes text, the result checked after."""
+        size = sum(weight(part) for part in parts)
+        if size > limits.TEMPLATE_MAX_VALUE_CHARS:
+            raise _too_big("a ~ concatenation", size)
+        return _sized("".join(str(part) for part in parts), "a ~ concatenation")
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         budget = current_budget()
@@ -317,6 +374,18 @@ class BudgetedSandbox(ImmutableSandboxedEnvironment):
             for key, arg in [*enumerate(args), *kwargs.items()]:
                 if key not in ("_loop_vars", "_block_vars"):
                     _check_count(arg, "an argument")
+        owner, name = getattr(__obj, "__self__", None), getattr(__obj, "__name__", "")
+        if isinstance(owner, str) and name == "join" and args and not hasattr(args[0], "__len__"):
+            args = (list(args[0]), *args[1:])
+        for key, arg in [*enumerate(args), *kwargs.items()]:
+            if key not in ("_loop_vars", "_block_vars"):
+                _light(arg, "an argument")
+        if isinstance(owner, str) and name in ("replace", "join"):
+            plain = [a for k, a in kwargs.items() if k not in ("_loop_vars", "_block_vars")]
+            size = (_replace_size(owner, *args, *plain) if name == "replace"
+                    else _join_size(args[0] if args else "", owner))
+            if size > limits.TEMPLATE_MAX_VALUE_CHARS:
+                raise _too_big(f"the {name} method's result", size)
         budget.depth += 1
         try:
             if budget.depth > limits.TEMPLATE_MAX_CALL_DEPTH:
