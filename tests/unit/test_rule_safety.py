@@ -184,6 +184,16 @@ def test_constructs_with_no_place_in_an_answer_are_refused_at_load(source):
     assert (problem.path, problem.line, problem.kind) == ("answers/t.j2", 1, "TEMPLATE")
 
 
+@pytest.mark.parametrize("source", [
+    "{% if code %}" * 120 + "x" + "{% endif %}" * 120,
+    "{{ " + "(" * 400 + "code" + ")" * 400 + " }}",
+], ids=["nested blocks", "nested brackets"])
+def test_a_template_nested_too_deeply_is_a_located_problem_not_a_crash(source):
+    compiled, problem = _check(source, "answers/t.j2", 1, set(FACTS))
+    assert compiled is None and (problem.path, problem.line, problem.kind) == ("answers/t.j2", 1, "TEMPLATE")
+    assert "nests too deeply" in problem.message
+
+
 def test_a_render_failure_names_the_template_line():
     source = "Line one.\n{% if code %}\n{{ code }} is fine.\n{{ date_of_service | longdate }}{{ 1 / 0 }}\n{% endif %}"
     with pytest.raises(TemplateRenderError) as caught:

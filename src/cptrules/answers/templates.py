@@ -130,6 +130,10 @@ def _check(source: str, path: str, base_line: int, known: set[str]) -> tuple[Any
     except TemplateError as exc:  # syntax errors, unknown filters and tests, refused constructs
         line = getattr(exc, "lineno", None) or 1
         return None, RuleProblem(path, base_line + line - 1, "TEMPLATE", getattr(exc, "message", None) or str(exc))
+    except (RecursionError, SyntaxError, MemoryError):  # the parser or Python's compiler gave up
+        return None, RuleProblem(path, base_line, "TEMPLATE",
+                                 "the template nests too deeply to compile (blocks or brackets inside "
+                                 "one another); split it up")
 
 
 def compile_templates(sources: Any, folder: str, known: set[str]) -> tuple[dict[str, Any], list[RuleProblem]]:
