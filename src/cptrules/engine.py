@@ -139,13 +139,22 @@ class ReportCache:
 def ruleset_problems(ruleset: Ruleset, data: CodeData, codes: list[str], today: dt.date,
                      check_data: bool = True) -> tuple[TestReport, list[RuleProblem]]:
     """Everything that keeps a compiled ruleset from serving: failing rule and phrasing tests,
-    and (with check_data) conflicts or errors when every rule runs over every loaded code."""
+    and (with check_data) conflicts or errors when every rule runs over every loaded code, and
+    templates or FAQ entries that fail when rendered over a sample of those codes' facts on
+    dates before, inside and after the loaded releases."""
+    from .ruleset.render_check import FactSampler, more_records, render_problems
+
     report = run_rule_tests(ruleset)
     problems = test_problems(report) + phrasebook_problems(ruleset, today)
     if check_data:
+        sampler = FactSampler(ruleset)
         problems += data_problems(ruleset, (data.base_facts(c, day)[0]
-                                            for day in check_dates(data, today) for c in codes))
-    return report, problems
+                                            for day in check_dates(data, today) for c in codes),
+                                  sampler.offer)
+        problems += more_records(ruleset, data, sampler, today)
+        problems += render_problems(ruleset, sampler)
+    unique = {(p.path, p.line, p.kind): p for p in reversed(problems)}  # one report per place
+    return report, [p for p in problems if unique[(p.path, p.line, p.kind)] is p]
 
 
 def check_dates(data: CodeData, today: dt.date) -> list[dt.date]:

@@ -7,6 +7,8 @@ CptrulesError
  ├── CodeNotFoundError          well-formed, but no loaded source knows it (NOT_FOUND)
  ├── RuleFileErrors             one or more rule-file problems, each with file:line (FAILED_PRECONDITION)
  ├── RuleEvaluationError        a rule failed while evaluating (FAILED_PRECONDITION)
+ │    └── TemplateRenderError   an answer template failed while rendering
+ │         └── TemplateBudgetError  ... because it went past its cost limits
  └── DataImportError            a data file was refused, with line and column (FAILED_PRECONDITION)
 """
 
@@ -122,6 +124,27 @@ class RuleEvaluationError(CptrulesError):
             f"{path}:{line}: rule {rule_id} failed for {code}: {detail}",
             {"rule_id": rule_id, "file": path, "line": str(line), "code": code},
         )
+
+
+class TemplateRenderError(RuleEvaluationError):
+    """An answer template failed for one code's facts (a sandbox refusal, a filter error):
+    that request fails alone, naming the template file and line."""
+
+    reason = "TEMPLATE_RENDER_FAILED"
+
+    def __init__(self, path: str, line: int, detail: str, code: str) -> None:
+        CptrulesError.__init__(
+            self, f"{path}:{line}: template failed for {code}: {detail}",
+            {"template": path, "file": path, "line": str(line), "code": code})
+        self.path = path
+        self.line = line
+        self.detail = detail
+
+
+class TemplateBudgetError(TemplateRenderError):
+    """An answer template went past its cost limits (limits.TEMPLATE_*) and was stopped."""
+
+    reason = "TEMPLATE_BUDGET_EXCEEDED"
 
 
 @dataclass

@@ -34,9 +34,13 @@ class Evaluation:
 
 
 def _check(rule: Rule, facts: dict[str, Any], condition: Any) -> Any:
+    """A condition's value; any failure of it (a CEL error value, an exhausted iteration
+    budget, a function that raised) fails this evaluation alone, located at the rule."""
     try:
         return condition.evaluate(facts)
-    except ValueError as exc:
+    except RuleEvaluationError:
+        raise
+    except (ValueError, RuntimeError, TypeError, ArithmeticError) as exc:
         raise RuleEvaluationError(rule.id, rule.path, rule.line, str(exc), str(facts.get("code"))) from None
 
 

@@ -50,12 +50,63 @@ def test_bad_yaml_syntax(rules_copy, capsys):
 
 
 def test_unknown_field(rules_copy, capsys):
-    text = (rules_copy / "lifecycle.yaml").read_text()
-    rule_line = text[: text.index("  - id: cat3-explicit-sunset")].count("\n") + 1
-    edit(rules_copy / "lifecycle.yaml", "    because: A source states", "    becuase: x\n    because: A source states")
+    """Reported on the misspelt key's own line, once, with the field it was meant to be."""
+    line = edit(rules_copy / "lifecycle.yaml", "    because: A source states", "    becuase: x\n    because: A source states")
     out = check_output(rules_copy, capsys)
-    found = re.search(r"lifecycle\.yaml:(\d+): SCHEMA: .*unknown field.*becuase", out)
-    assert found and int(found.group(1)) == rule_line
+    assert re.findall(r"lifecycle\.yaml:\d+: .*", out) == [
+        f"lifecycle.yaml:{line}: SCHEMA: rules/{rule_index(rules_copy / 'lifecycle.yaml', line)}: "
+        "unknown field 'becuase' (did you mean 'because'?)"]
+
+
+def test_misspelt_required_field_is_one_report(rules_copy, capsys):
+    line = edit(rules_copy / "global_period.yaml", "    because: CMS global code 010.", "    becase: CMS global code 010.")
+    out = check_output(rules_copy, capsys)
+    assert re.findall(r"global_period\.yaml:\d+: .*", out) == [
+        f"global_period.yaml:{line}: SCHEMA: rules/1: unknown field 'becase' (did you mean 'because'?)"]
+
+
+def item_start(path: Path, line: int) -> int:
+    """The line where the list item holding a line starts (a test's reports point there)."""
+    lines = path.read_text().splitlines()
+    while not lines[line - 1].lstrip().startswith("- "):
+        line -= 1
+    return line
+
+
+def rule_index(path: Path, line: int) -> int:
+    """Index of the rule that holds a line of a table file."""
+    lines = path.read_text().splitlines()[:line]
+    return sum(1 for text in lines if text.startswith("  - id: ")) - 1
+
+
+def test_every_problem_of_one_file_is_reported_at_once(rules_copy, capsys):
+    """An unknown field, a duplicate id and a failing test in one file: three reports, each on
+    its own line, and nothing else (issue 7)."""
+    path = rules_copy / "global_period.yaml"
+    unknown = edit(path, "    because: CMS global code 000.", "    because: CMS global code 000.\n    sorce: CMS") + 1
+    duplicate = edit(path, "\ntests:\n", "\n  - id: global-010\n    when: global_days == 'QQQ'\n"
+                     "    set: {global_days_meaning: x}\n    because: x\ntests:\n") + 1
+    failing = edit(path, "  - {name: maternity, given: {global_days: MMM}, fired: [global-mmm], expect: {}}",
+                   "  - {name: maternity, given: {global_days: MMM}, fired: [global-xxx], expect: {}}")
+    out = check_output(rules_copy, capsys)
+    assert re.findall(r"\S+\.yaml:\d+: [A-Z_]+", out) == [
+        f"global_period.yaml:{unknown}: SCHEMA", f"global_period.yaml:{duplicate}: DUPLICATE_ID",
+        f"global_period.yaml:{failing}: TEST_FAILED"]
+    assert "unknown field 'sorce' (did you mean 'source'?)" in out
+    assert "rule id 'global-010' is also used at global_period.yaml:" in out
+    assert "maternity: fired: expected ['global-xxx'], got ['global-mmm']" in out
+
+
+def test_tests_of_tables_before_a_broken_one_still_run(rules_copy, capsys):
+    """A CEL error in a later table does not hide a failing test of an earlier one, and the
+    later table's own tests are not run against its half-compiled rules."""
+    failing = item_start(rules_copy / "category.yaml", edit(
+        rules_copy / "category.yaml", "expect: {category: CATEGORY_II}", "expect: {category: CATEGORY_I}"))
+    broken = edit(rules_copy / "coverage.yaml", "when: status_indicator == 'N' && pfs_covers_date",
+                  "when: status_indicator == 1 && pfs_covers_date")
+    out = check_output(rules_copy, capsys)
+    assert re.findall(r"\S+\.yaml:\d+: [A-Z_]+", out) == [f"category.yaml:{failing}: TEST_FAILED",
+                                                          f"coverage.yaml:{broken}: CEL"]
 
 
 def test_cel_type_error_and_typo_all_reported(rules_copy, capsys):
@@ -176,3 +227,87 @@ def test_failing_phrasing_example_is_located_and_refused(rules_copy, capsys):
     assert f"questions.yaml:{line}: TEST_FAILED" in out
     with pytest.raises(RuleFileErrors):
         Engine.load(rules_copy, check_data=False)
+
+
+def append_line(path: Path, text: str) -> int:
+    """Append one line to a file; return its 1-based line number."""
+    body = path.read_text()
+    if not body.endswith("\n"):
+        body += "\n"
+    path.write_text(body + text + "\n")
+    return body.count("\n") + 1
+
+
+def test_template_failing_only_when_rendered_is_refused(rules_copy, capsys):
+    """Category I codes render fine; the sandbox refuses the PLA branch, which no rule test renders."""
+    line = append_line(rules_copy / "answers" / "what_is.j2", "{% if category == 'PLA' %}{{ ''.__class__.__mro__ }}{% endif %}")
+    out = check_output(rules_copy, capsys)
+    assert re.search(rf"answers/what_is\.j2:{line}: TEMPLATE_RENDER: access to attribute '__class__' .* \(for \w+ on ", out)
+    with pytest.raises(RuleFileErrors) as caught:
+        Engine.load(rules_copy)
+    assert ("answers/what_is.j2", line, "TEMPLATE_RENDER") in [(p.path, p.line, p.kind) for p in caught.value.problems]
+
+
+def test_template_overrunning_for_some_codes_is_refused(rules_copy, capsys):
+    line = append_line(rules_copy / "answers" / "sunset.j2",
+                       "{% if status_indicator == 'C' %}{% for a in range(100000) %}{% for b in range(100000) %}"
+                       "{% endfor %}{% endfor %}{% endif %}")
+    out = check_output(rules_copy, capsys)
+    assert re.search(rf"answers/sunset\.j2:{line}: TEMPLATE_RENDER: the template takes more than 100,000 steps", out)
+
+
+def test_faq_question_failing_for_some_facts_is_located(rules_copy, capsys):
+    line = edit(rules_copy / "faq.yaml", 'question: "When does {{ code }} sunset?"',
+                'question: "When does {{ code }} sunset ({{ hcpcs_termination_date | longdate }})?"')
+    out = check_output(rules_copy, capsys)
+    assert re.search(rf"faq\.yaml:{line}: TEMPLATE_RENDER: Invalid isoformat string: ''", out)
+
+
+def test_include_in_a_template_is_refused_at_load(rules_copy, capsys):
+    line = append_line(rules_copy / "answers" / "rvu.j2", "{% include 'billing.j2' %}")
+    out = check_output(rules_copy, capsys)
+    assert f"answers/rvu.j2:{line}: TEMPLATE: include is not available in answer templates" in out
+
+
+def test_yaml_alias_bomb_is_refused_quickly(rules_copy):
+    """4.5 KB that would expand to 10**9 scalars; answered within a minute rather than never."""
+    levels = [f"a0: &a0 [{', '.join(['lol'] * 10)}]"]
+    levels += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 10)]
+    (rules_copy / "global_period.yaml").write_text("\n".join(levels) + "\n")
+    run = subprocess.run([sys.executable, "-m", "cptrules", "check", str(rules_copy)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert "global_period.yaml:2: YAML_ALIAS: YAML alias *a0 is refused" in run.stdout + run.stderr
+    assert "Traceback" not in run.stderr
+
+
+TEN = "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]"
+OVER_BUDGET = (f"{TEN}.all(a, {TEN}.all(b, {TEN}.all(c, {TEN}.all(d, {TEN}.all(e, "
+               "a + b + c + d + e >= 0)))))")
+
+
+def add_first_rule(path: Path, when: str) -> int:
+    """Put a rule first in global_period.yaml's rules; return its line."""
+    text = path.read_text()
+    line = text[: text.index("rules:\n")].count("\n") + 2
+    rule = (f"  - id: greedy\n    when: \"{when}\"\n    set: {{global_days_meaning: x}}\n"
+            "    because: x\n")
+    path.write_text(text.replace("rules:\n", "rules:\n" + rule, 1))
+    return line
+
+
+def test_cel_over_its_budget_is_a_located_rule_error(rules_copy, capsys):
+    line = add_first_rule(rules_copy / "global_period.yaml", OVER_BUDGET)
+    out = check_output(rules_copy, capsys)
+    assert f"global_period.yaml:{line}: EVALUATION: rule greedy failed for" in out
+    assert "10,000 comprehension iterations" in out and "Traceback" not in out
+    assert re.search(r"global_period\.yaml:\d+: TEST_FAILED: .*evaluation failed", out)
+
+
+def test_date_gated_cel_over_budget_is_found_at_check_time(rules_copy, capsys):
+    """Only dates years after the loaded releases reach the costly part of the rule: the
+    check evaluates sampled codes on such dates, so the rule is refused, not served."""
+    line = add_first_rule(rules_copy / "global_period.yaml", f"date_of_service > '2030-06-30' && {OVER_BUDGET}")
+    out = check_output(rules_copy, capsys)
+    assert f"global_period.yaml:{line}: EVALUATION: rule greedy failed for" in out
+    assert "Traceback" not in out

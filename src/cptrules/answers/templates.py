@@ -2,17 +2,23 @@
 
 A template that names a fact the rules do not provide is refused when the
 ruleset loads (with its file and line), so an answer never renders a blank.
+Every render runs under a cost budget (answers/sandbox.py); a render that fails
+or overruns raises TemplateRenderError / TemplateBudgetError with the template's
+file and line, so that request fails alone.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, meta, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import StrictUndefined, Template, TemplateError, meta, nodes
 
-from ..errors import RuleProblem
+from .. import limits
+from ..errors import RuleProblem, TemplateBudgetError, TemplateRenderError
+from .sandbox import BudgetedSandbox, TemplateOverrun, end_render, start_render
 
 
 def _rvu(value: float) -> str:
@@ -53,17 +59,65 @@ def _sentence(text: str) -> str:
     return text if not text or text[-1] in ".!?" else text + "."
 
 
-def make_environment() -> ImmutableSandboxedEnvironment:
-    """The one Jinja environment answers use: sandboxed, strict, no autoescape (plain text)."""
-    env = ImmutableSandboxedEnvironment(
+def make_environment() -> BudgetedSandbox:
+    """The one Jinja environment answers use: sandboxed with a cost budget per render,
+    strict, no autoescape (plain text)."""
+    env = BudgetedSandbox(
         undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True,
         keep_trailing_newline=False)
-    env.filters.update(rvu=_rvu, money=_money, factor=_factor, longdate=_longdate, join_and=_join_and, years_before=_years_before,
-                       sentence=_sentence)
+    env.add_filters(rvu=_rvu, money=_money, factor=_factor, longdate=_longdate, join_and=_join_and,
+                    sentence=_sentence, years_before=_years_before)
     return env
 
 
 ENVIRONMENT = make_environment()
+
+
+@dataclass(frozen=True)
+class AnswerTemplate:
+    """A compiled template and where it is written (a .j2 file, or a line of faq.yaml)."""
+
+    template: Template = field(repr=False)
+    path: str
+    base_line: int = 1
+    source: str = field(default="", repr=False)
+
+    def render(self, facts: dict[str, Any]) -> str:
+        """The raw text, under a fresh budget; any failure is a located TemplateRenderError."""
+        token = start_render()
+        pieces: list[str] = []
+        size = 0
+        try:
+            for piece in self.template.generate(facts):
+                size += len(piece)
+                if size > limits.TEMPLATE_MAX_OUTPUT_CHARS:
+                    raise TemplateOverrun(f"the answer is longer than {limits.TEMPLATE_MAX_OUTPUT_CHARS:,} "
+                                          "characters")
+                pieces.append(piece)
+        except Exception as exc:  # noqa: BLE001 - a template is rule code: its failure is the rule's
+            raise self._failure(exc, facts) from None
+        finally:
+            end_render(token)
+        return "".join(pieces)
+
+    def _failure(self, exc: Exception, facts: dict[str, Any]) -> TemplateRenderError:
+        line = _template_line(exc.__traceback__, self.path) or getattr(exc, "lineno", None) or 1
+        kind = TemplateBudgetError if isinstance(exc, (TemplateOverrun, RecursionError, MemoryError)) \
+            else TemplateRenderError
+        detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        if isinstance(exc, RecursionError):
+            detail = "recursion too deep (a macro that calls itself?)"
+        return kind(self.path, self.base_line + line - 1, detail, str(facts.get("code", "")))
+
+
+def _template_line(tb: TracebackType | None, filename: str) -> int | None:
+    """The template line of the innermost traceback frame that belongs to the template."""
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
 
 
 def _check(source: str, path: str, base_line: int, known: set[str]) -> tuple[Any, RuleProblem | None]:
@@ -76,10 +130,16 @@ def _check(source: str, path: str, base_line: int, known: set[str]) -> tuple[Any
             line = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), 1)
             more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
             return None, RuleProblem(path, base_line + line - 1, "TEMPLATE", f"unknown fact {name!r}{more}")
-        return ENVIRONMENT.from_string(source), None
-    except TemplateError as exc:  # syntax errors, unknown filters and tests
+        code = ENVIRONMENT.compile(source, name=path, filename=path)
+        template = ENVIRONMENT.template_class.from_code(ENVIRONMENT, code, ENVIRONMENT.make_globals(None))
+        return AnswerTemplate(template, path, base_line, source), None
+    except TemplateError as exc:  # syntax errors, unknown filters and tests, refused constructs
         line = getattr(exc, "lineno", None) or 1
         return None, RuleProblem(path, base_line + line - 1, "TEMPLATE", getattr(exc, "message", None) or str(exc))
+    except (RecursionError, SyntaxError, MemoryError):  # the parser or Python's compiler gave up
+        return None, RuleProblem(path, base_line, "TEMPLATE",
+                                 "the template nests too deeply to compile (blocks or brackets inside "
+                                 "one another); split it up")
 
 
 def compile_templates(sources: Any, folder: str, known: set[str]) -> tuple[dict[str, Any], list[RuleProblem]]:
@@ -106,7 +166,7 @@ def compile_question(source: str, path: str, line: int, known: set[str]) -> tupl
     return _check(source, path, line, known)
 
 
-def render(template: Any, facts: dict[str, Any]) -> str:
+def render(template: AnswerTemplate, facts: dict[str, Any]) -> str:
     """Render with facts; whitespace runs collapse so templates can be laid out freely."""
     text = template.render(facts)
     paragraphs = [" ".join(p.split()) for p in text.split("\n\n")]

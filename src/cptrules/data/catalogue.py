@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from ruamel.yaml import YAML
 
 from ..errors import RuleFileErrors, RuleProblem
-from ..ruleset.source import line_of
+from ..ruleset.source import line_of, load_yaml
 
 _DATE = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
 _TEXT = {"type": "string", "minLength": 1}
@@ -139,7 +138,7 @@ class Catalogue:
     @classmethod
     def load(cls, path: Path) -> Catalogue:
         """Read and validate catalogue.yaml; every problem is reported with its line."""
-        located = YAML(typ="rt").load(path.read_text(encoding="utf-8")) or {}
+        located = load_yaml(path.read_text(encoding="utf-8"), path.name) or {}
         doc = _stringify(located)
         problems = [RuleProblem(path.name, line_of(located, list(e.absolute_path)), "CATALOGUE",
                                 f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}")

@@ -3,7 +3,7 @@ and hit-policy conflicts found by running every rule over the loaded code data."
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,11 +89,13 @@ def test_problems(report: TestReport) -> list[RuleProblem]:
                         f"{o.test.name}: " + "; ".join(o.failures)) for o in report.failed]
 
 
-def data_problems(ruleset: Ruleset, records: Iterable[dict[str, Any]]) -> list[RuleProblem]:
+def data_problems(ruleset: Ruleset, records: Iterable[dict[str, Any]],
+                  on_record: Callable[[dict[str, Any]], None] | None = None) -> list[RuleProblem]:
     """Evaluate every record; report hit-policy conflicts and evaluation errors once per rule.
 
     A table's result depends only on the facts it reads, so each distinct combination
     is evaluated once: the whole code catalogue is checked in well under a second.
+    `on_record` is handed each record that evaluated whole, with every derived fact.
     """
     problems: dict[tuple[str, int], RuleProblem] = {}
     seen: dict[str, dict[tuple[Any, ...], dict[str, Any] | None]] = {t.name: {} for t in ruleset.tables}
@@ -108,16 +110,23 @@ def data_problems(ruleset: Ruleset, records: Iterable[dict[str, Any]]) -> list[R
                     evaluate_table(table, trial)
                     cache[key] = {name: trial[name] for name in table.outputs}
                 except RuleEvaluationError as exc:
-                    where = (exc.metadata["file"], int(exc.metadata["line"]))
-                    kind = "CONFLICT" if "unique-hit" in exc.message else "EVALUATION"
-                    problems.setdefault(where, RuleProblem(where[0], where[1], kind,
-                                                           exc.message.split(": ", 1)[-1]))
+                    problem = evaluation_problem(exc)
+                    problems.setdefault((problem.path, problem.line), problem)
                     cache[key] = None
             outputs = cache[key]
             if outputs is None:
                 break
             facts.update(outputs)
+        else:
+            if on_record is not None:
+                on_record(facts)
     return list(problems.values())
+
+
+def evaluation_problem(exc: RuleEvaluationError) -> RuleProblem:
+    """A rule's failure while evaluating, as a located problem (a unique-hit overlap is a CONFLICT)."""
+    kind = "CONFLICT" if "unique-hit" in exc.message else "EVALUATION"
+    return RuleProblem(exc.metadata["file"], int(exc.metadata["line"]), kind, exc.message.split(": ", 1)[-1])
 
 
 def classify(ruleset: Ruleset, code: str) -> tuple[str, str]:

@@ -8,6 +8,7 @@ Nothing is swapped in by this module; it only builds or refuses.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import re
 from pathlib import Path
@@ -18,7 +19,7 @@ from ..errors import RuleFileErrors, RuleProblem
 from ..facts import BASE_FACTS
 from ..questions.phrasebook import compile_phrasebook
 from . import schema
-from .conditions import ConditionError, Environment
+from .conditions import ConditionError, Environment, Where
 from .model import FaqEntry, Output, Rule, Ruleset, RuleTest, Table, facts_read
 from .source import RuleSources, SourceFile, line_of, parse_yaml, read_sources
 
@@ -35,11 +36,15 @@ def load_ruleset(root: Path) -> Ruleset:
 
 
 def compile_ruleset(sources: RuleSources) -> Ruleset:
-    """Compile sources; raise RuleFileErrors with all problems, sorted by location."""
+    """Compile sources; raise RuleFileErrors with all problems, sorted by location.
+
+    A refused ruleset still has its tests run where they can be (see `_Compiler.test_problems`),
+    so one report lists every problem across the stages.
+    """
     compiler = _Compiler(sources)
     ruleset = compiler.run()
     if compiler.problems or ruleset is None:
-        raise RuleFileErrors(compiler.problems)
+        raise RuleFileErrors(compiler.problems + compiler.test_problems())
     return ruleset
 
 
@@ -83,6 +88,11 @@ class _Compiler:
         self.problems: list[RuleProblem] = list(sources.problems)
         self.fact_types = {name: spec.type for name, spec in BASE_FACTS.items()}
         self.rule_ids: dict[str, tuple[str, int]] = {}
+        self.loaded: list[Table | None] = []    # tables in manifest order; None where one failed
+        self.runnable: set[str] = set()         # tables whose every rule and output compiled
+        self.bad_tests: set[tuple[str, int]] = set()  # tests with problems of their own
+        self.phrasebook: Any = None
+        self.name = ""
 
     def problem(self, path: str, line: int, kind: str, message: str) -> None:
         self.problems.append(RuleProblem(path, line, kind, message))
@@ -101,16 +111,18 @@ class _Compiler:
             if not problems:
                 self.problem(name, 1, "EMPTY_FILE", "the file is empty")
             return None, source
-        found = schema.validate(doc, shape, name)
+        found, usable = schema.validate(doc, shape, name)
         self.problems.extend(found)
-        return (None if found else doc), source
+        return (doc if usable else None), source
 
     def run(self) -> Ruleset | None:
         manifest, _ = self.document(MANIFEST, schema.MANIFEST_SCHEMA)
         if manifest is None:
             return None
-        tables = [t for i, name in enumerate(manifest["tables"])
-                  if (t := self.table(str(name), line_of(manifest, ["tables", i]))) is not None]
+        self.name = str(manifest["name"])
+        self.loaded = [self.table(str(name), line_of(manifest, ["tables", i]))
+                       for i, name in enumerate(manifest["tables"])]
+        tables = [t for t in self.loaded if t is not None]
         complete = len(tables) == len(manifest["tables"])
         folder = str(manifest["answers"]).rstrip("/") + "/"
         template_files = {n[len(folder):-3] for n in self.sources.files if n.startswith(folder) and n.endswith(".j2")}
@@ -127,6 +139,7 @@ class _Compiler:
             phrasebook, problems = compile_phrasebook(_plain(questions), questions, qsource.path,
                                                       template_files)
             self.problems.extend(problems)
+            self.phrasebook = None if problems else phrasebook
         if self.problems:
             return None
         return Ruleset(
@@ -141,12 +154,38 @@ class _Compiler:
             files=tuple(sorted(self.sources.files)),
         )
 
+    def test_problems(self) -> list[RuleProblem]:
+        """Failing tests of a ruleset refused for other problems: the rule tests of every table
+        that compiled whole, as long as every table before it did too (a test runs the tables
+        up to its own), and the phrasing examples when the phrasebook and the category table
+        compiled. Tests with problems of their own, and tables after a broken one, are left out,
+        so one mistake gives one report."""
+        from .check import TestReport, phrasebook_problems, run_test, test_problems
+
+        prefix: list[Table] = []
+        for table in self.loaded:
+            if table is None or table.name not in self.runnable:
+                break
+            prefix.append(table)
+        if not prefix:
+            return []
+        partial = Ruleset(name=self.name, revision=self.sources.revision(), root=self.sources.root,
+                          tables=tuple(prefix), faq=(), templates={}, phrasebook=self.phrasebook,
+                          fact_types=dict(self.fact_types), files=tuple(sorted(self.sources.files)))
+        outcomes = [run_test(partial, test)[0] for table in prefix for test in table.tests
+                    if (test.path, test.line) not in self.bad_tests]
+        problems = test_problems(TestReport(outcomes=outcomes))
+        if self.phrasebook is not None:
+            problems += phrasebook_problems(partial, dt.datetime.now(dt.timezone.utc).date())
+        return problems
+
     def table(self, name: str, named_at: int) -> Table | None:
         doc, _ = self.document(name, schema.TABLE_SCHEMA, named_at)
         if doc is None:
             return None
         table_name = str(doc["table"])
         outputs: dict[str, Output] = {}
+        before = len(self.problems)
         for out_name, spec in doc["outputs"].items():
             line = line_of(doc, ["outputs", out_name])
             kind = str(spec["type"])
@@ -164,8 +203,11 @@ class _Compiler:
             outputs[str(out_name)] = Output(str(out_name), kind, default, values,
                                             str(spec.get("doc", "")))
         env = Environment({**self.fact_types, **{o.name: o.type for o in outputs.values()}})
+        outputs_ok = len(self.problems) == before
         rules = [r for i, raw in enumerate(doc["rules"])
                  if (r := self.rule(name, table_name, doc, i, raw, outputs, env)) is not None]
+        if outputs_ok and len(rules) == len(doc["rules"]):
+            self.runnable.add(table_name)
         if doc["hit"] == "first":
             for earlier, later in zip(rules, rules[1:]):
                 if earlier.when.text.strip() == "true":
@@ -187,11 +229,11 @@ class _Compiler:
             first = self.rule_ids[rule_id]
             self.problem(path, line, "DUPLICATE_ID",
                          f"rule id {rule_id!r} is also used at {first[0]}:{first[1]}")
-            ok = False
+            # The rule itself compiles on, so the table's tests still run and report.
         self.rule_ids.setdefault(rule_id, (path, line))
         when = None
         try:
-            when = env.compile(str(raw["when"]), "bool")
+            when = env.compile(str(raw["when"]), "bool", Where(path, line, rule_id))
         except ConditionError as exc:
             self.problem(path, line_of(doc, ["rules", index, "when"]), "CEL",
                          f"rule {rule_id!r}, when: {exc}{_suggest(str(exc), env.fact_types)}")
@@ -223,7 +265,7 @@ class _Compiler:
                              f"rule {rule_id!r} both sets and computes {key!r}")
                 ok = False
             try:
-                lets[key] = env.compile(text, out.type)
+                lets[key] = env.compile(text, out.type, Where(path, key_line, rule_id))
             except ConditionError as exc:
                 self.problem(path, key_line, "CEL",
                              f"rule {rule_id!r}, let {key}: {exc}{_suggest(str(exc), env.fact_types)}")
@@ -251,6 +293,7 @@ class _Compiler:
         for index, raw in enumerate(doc.get("tests", []) or []):
             line = line_of(doc, ["tests", index])
             plain = _plain(raw)
+            before = len(self.problems)
             for part in ("given", "expect"):
                 for key, value in plain[part].items():
                     if key not in known:
@@ -266,6 +309,8 @@ class _Compiler:
                     self.problem(path, line, "UNKNOWN_RULE",
                                  f"test {plain['name']!r} expects unknown rule {rule_id!r}")
             fired = plain.get("fired")
+            if len(self.problems) != before:
+                self.bad_tests.add((path, line))
             tests.append(RuleTest(table, path, line, str(plain["name"]), plain["given"],
                                   plain["expect"], tuple(fired) if fired is not None else None))
         return tests
@@ -283,12 +328,15 @@ class _Compiler:
                 self.problem(name, line, "NO_TEMPLATE", f"no answer template for intent {intent!r}")
                 continue
             try:
-                applies = env.compile(str(raw["applies_when"]), "bool")
+                applies = env.compile(str(raw["applies_when"]), "bool",
+                                      Where(name, line_of(doc, ["entries", index, "applies_when"]),
+                                            f"faq {intent}"))
             except ConditionError as exc:
                 self.problem(name, line_of(doc, ["entries", index, "applies_when"]), "CEL",
                              f"entry {intent!r}, applies_when: {exc}")
                 continue
-            question, problem = compile_question(str(raw["question"]), name, line,
+            question, problem = compile_question(str(raw["question"]), name,
+                                                 line_of(doc, ["entries", index, "question"]),
                                                  set(self.fact_types))
             if problem is not None:
                 self.problems.append(problem)

@@ -1,8 +1,13 @@
 """CEL conditions: a typed environment per table, compile-time checks, bounded evaluation.
 
 The C++ CEL runtime (cel-expr-python) rejects unknown names and type errors when
-a rule is loaded, has no I/O functions and runs in linear time. It returns
-evaluation errors as values, so `evaluate` checks the result type explicitly.
+a rule is loaded and has no I/O functions and no access to Python objects. Its cost
+is bounded by the runtime itself, which cel-expr-python does not let us configure:
+an expression is at most 100,000 code points and 32 levels of nesting (compile
+errors), the only loops are comprehension macros (all, exists, map, filter), which
+share a budget of 10,000 iterations per evaluation, and `matches` uses RE2 (linear
+time). Evaluation errors come back as values and an exhausted budget as a
+RuntimeError; `evaluate` turns both into a RuleEvaluationError located at the rule.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 from cel_expr_python import cel
 from google.protobuf import any_pb2
 
+from ..errors import RuleEvaluationError
 from ..internal import cel_checked_pb2
 
 _T = cel.Type
@@ -64,10 +70,20 @@ _FUNCTIONS = [
 ]
 
 _LOCATION = re.compile(r"<input>:(\d+):(\d+): (.*)")
+_STATUS = re.compile(r"^[A-Z_]+: |\s*\[[A-Z_]+\]$")
 
 
 class ConditionError(Exception):
     """A CEL text that does not compile or does not have the required type."""
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """Where an expression is written: file, line, and the rule or entry it belongs to."""
+
+    path: str = ""
+    line: int = 0
+    owner: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,13 +93,26 @@ class Condition:
     text: str
     program: Any
     reads: tuple[str, ...]
+    where: Where = Where()
 
     def evaluate(self, facts: dict[str, Any]) -> Any:
-        """Evaluate on a full fact record; raise ValueError on a CEL error value."""
-        value = self.program.eval(data={name: facts[name] for name in self.reads})
+        """Evaluate on a full fact record; a CEL error value or an exhausted iteration
+        budget raises RuleEvaluationError with the expression's file and line."""
+        try:
+            value = self.program.eval(data={name: facts[name] for name in self.reads})
+        except RuntimeError as exc:  # the runtime's own limits, e.g. "Iteration budget exceeded"
+            detail = _clean_message(str(exc))
+            if "budget" in detail.lower():
+                detail = ("the expression exceeds CEL's budget of 10,000 comprehension iterations "
+                          f"per evaluation ({detail})")
+            raise self._failed(facts, detail) from None
         if value.type() == _T.ERROR:
-            raise ValueError(str(value.value()))
+            raise self._failed(facts, _clean_message(str(value.value())))
         return value.value()
+
+    def _failed(self, facts: dict[str, Any], detail: str) -> RuleEvaluationError:
+        return RuleEvaluationError(self.where.owner, self.where.path, self.where.line, detail,
+                                   str(facts.get("code", "")))
 
 
 class Environment:
@@ -96,7 +125,7 @@ class Environment:
             functions=_FUNCTIONS,
         )
 
-    def compile(self, text: str, want: str) -> Condition:
+    def compile(self, text: str, want: str, where: Where = Where()) -> Condition:
         """Compile and type-check; `want` is the fact type the result must have."""
         try:
             program = self._env.compile(text)
@@ -107,7 +136,7 @@ class Environment:
             raise ConditionError("gives an int where a double is needed (write 1.0, not 1)")
         if got != want and got != "dyn":
             raise ConditionError(f"gives a {got} where a {want} is needed")
-        return Condition(text, program, _reads(program, text, self.fact_types))
+        return Condition(text, program, _reads(program, text, self.fact_types), where)
 
 
 def _type_name(cel_type: Any) -> str:
@@ -126,9 +155,10 @@ def _reads(program: Any, text: str, names: dict[str, str]) -> tuple[str, ...]:
 
 
 def _clean_message(raw: str) -> str:
-    """CEL's message without the status prefix; column kept."""
+    """CEL's message without the status prefix or the trailing status code; column kept."""
     for line in raw.splitlines():
         found = _LOCATION.search(line)
         if found:
             return f"column {found.group(2)}: {found.group(3)}"
-    return raw.splitlines()[0] if raw else "invalid expression"
+    first = raw.splitlines()[0] if raw else "invalid expression"
+    return _STATUS.sub("", first).strip() or first

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -159,15 +161,40 @@ QUESTIONS_SCHEMA: dict[str, Any] = {
 }
 
 
-def validate(document: Any, schema: dict[str, Any], path: str) -> list[RuleProblem]:
-    """Every schema violation in a document, each with the line of the offending key."""
+def validate(document: Any, schema: dict[str, Any], path: str) -> tuple[list[RuleProblem], bool]:
+    """Every schema violation in a document, each on the line of the offending key, and whether
+    the document can still be compiled: an unknown field is reported on its own line and
+    otherwise ignored, so the rest of the file is still checked; any other violation stops it.
+
+    A misspelt required field gives one report (the unknown field, with a suggestion), not a
+    second one for the field it was meant to be.
+    """
     validator = Draft202012Validator(schema)
+    errors = list(validator.iter_errors(document))
+    unknown: dict[tuple[Any, ...], list[str]] = {}
+    for error in errors:
+        if error.validator == "additionalProperties" and error.validator_value is False:
+            known = error.schema.get("properties", {})
+            unknown.setdefault(tuple(error.absolute_path), []).extend(
+                str(k) for k in error.instance if k not in known)
     problems = []
-    for error in validator.iter_errors(document):
+    usable = True
+    for error in errors:
         where = list(error.absolute_path)
         location = "/".join(str(p) for p in where) or "(top)"
-        message = error.message
-        if error.validator == "additionalProperties":
-            message = f"unknown field: {message}"
-        problems.append(RuleProblem(path, line_of(document, where), "SCHEMA", f"{location}: {message}"))
-    return problems
+        if error.validator == "additionalProperties" and error.validator_value is False:
+            known = list(error.schema.get("properties", {}))
+            for key in unknown.get(tuple(where), []):
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                problems.append(RuleProblem(path, line_of(document, [*where, key]), "SCHEMA",
+                                            f"{location}: unknown field {key!r}{hint}"))
+            continue
+        usable = False
+        if error.validator == "required":
+            missing = re.match(r"'([^']+)' is a required property", error.message)
+            extras = unknown.get(tuple(where), [])
+            if missing and difflib.get_close_matches(missing.group(1), extras, n=1):
+                continue  # reported as the misspelt unknown field
+        problems.append(RuleProblem(path, line_of(document, where), "SCHEMA", f"{location}: {error.message}"))
+    return problems, usable

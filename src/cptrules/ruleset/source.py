@@ -13,8 +13,10 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.composer import Composer
+from ruamel.yaml.events import AliasEvent
 
-from ..errors import RuleProblem
+from ..errors import RuleFileErrors, RuleProblem
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +59,61 @@ def read_sources(root: Path) -> RuleSources:
     return RuleSources(str(root), files, tuple(problems))
 
 
-def parse_yaml(source: SourceFile) -> tuple[Any, list[RuleProblem]]:
-    """Parse a YAML file keeping positions; a syntax error becomes a located problem."""
+class _AliasFound(Exception):
+    """Raised by the composer at the first alias, before it is expanded."""
+
+    def __init__(self, event: Any) -> None:
+        super().__init__(event.anchor)
+        self.event = event
+
+
+class _NoAliasComposer(Composer):  # type: ignore[misc]
+    """Builds documents as usual but stops at the first alias and notes the first anchor."""
+
+    first_anchor: Any = None
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.parser.peek_event()
+        if isinstance(event, AliasEvent):
+            raise _AliasFound(event)
+        if getattr(event, "anchor", None) and self.first_anchor is None:
+            self.first_anchor = event
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str, path: str) -> Any:
+    """A round-trip YAML document with line positions, refusing anchors and aliases.
+
+    Aliases let a few kilobytes expand into gigabytes once the document is built (each
+    level repeating the one before), so the composer stops at the first one, before it
+    is expanded; a file with only anchors is refused too, as rule files never need them.
+    Raises RuleFileErrors for an alias or anchor, ruamel's errors for bad YAML.
+    """
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
+    yaml.Composer = _NoAliasComposer
     try:
-        return yaml.load(source.text), []
+        doc = yaml.load(text)
+    except _AliasFound as found:
+        raise RuleFileErrors([_alias_problem(path, found.event, "alias *")]) from None
+    anchor = yaml.composer.first_anchor
+    if anchor is not None:
+        raise RuleFileErrors([_alias_problem(path, anchor, "anchor &")])
+    return doc
+
+
+def _alias_problem(path: str, event: Any, what: str) -> RuleProblem:
+    return RuleProblem(path, event.start_mark.line + 1, "YAML_ALIAS",
+                       f"YAML {what}{event.anchor} is refused (aliases can expand a small file "
+                       "into gigabytes): write the value out where it is used")
+
+
+def parse_yaml(source: SourceFile) -> tuple[Any, list[RuleProblem]]:
+    """Parse a YAML file keeping positions; a syntax error or an alias becomes a located problem."""
+    try:
+        return load_yaml(source.text, source.path), []
+    except RuleFileErrors as refused:
+        return None, list(refused.problems)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
