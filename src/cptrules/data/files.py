@@ -109,6 +109,8 @@ def _no_constant(name: str) -> Any:
 def read_json_gz(path: Path) -> dict[str, Any]:
     """Read a stored file's JSON object; DataFileError naming the file when it is not one."""
     try:
+        if path.stat().st_size == 0:
+            raise DataFileError(str(path), "is empty (an import that never finished?)")
         with gzip.open(path, "rb") as handle:
             raw = handle.read()
     except FileNotFoundError:
