@@ -247,3 +247,75 @@ def test_hcpcs_duplicates_and_cut_files_are_refused(tmp_path, cms_dir, capsys):
     from cptrules.data.hcpcs import HcpcsFile
 
     assert HcpcsFile.load(tmp_path / "d" / "hcpcs" / "HCPC2025_OCT.json.gz").partial is True
+
+
+def _release(cms_dir, key, partial, change=None):
+    """The 2026 excerpt as a loaded release under `key`, optionally with its rows changed."""
+    from cptrules.data.pfs import PfsRelease, import_pfs_csv
+
+    payload = dict(import_pfs_csv(cms_dir / "excerpts-2026" / "PPRRVU2026_Oct_nonQPP.csv", release=key,
+                                  partial=True).payload, partial=partial)
+    if change:
+        payload = change(payload)
+    return PfsRelease.from_payload(payload)
+
+
+def test_release_diff_lists_conversion_factors_and_modifier_rows(engine, cms_dir):
+    """Conversion-factor and modifier-row changes are items of their own, in text and JSON."""
+    from cptrules.diff import diff_releases
+
+    def changed(payload):
+        fields = payload["fields"]
+        at = {k: fields.index(k) for k in ("code", "mod", "work", "nf_total", "f_total", "status", "cf")}
+        rows = [list(r) for r in payload["rows"] if (r[at["code"]], r[at["mod"]]) != ("71046", "TC")]
+        for row in rows:
+            row[at["cf"]] = 34.0
+            if (row[at["code"]], row[at["mod"]]) == ("71046", "26"):
+                row[at["status"]] = "C"
+        extra = list(next(r for r in rows if r[at["code"]] == "99213"))
+        extra[at["mod"]] = "53"
+        rows.append(extra)
+        return {**payload, "rows": rows, "conversion_factor": 34.0, "qp_conversion_factor": 34.2}
+
+    old = _release(cms_dir, "RVU26C", partial=False)
+    new = _release(cms_dir, "RVU26D", partial=False, change=changed)
+    report = diff_releases(engine, old, new)
+    doc = report.as_dict()
+    assert doc["conversion_factor"] == {"old": 33.4009, "new": 34.0}
+    assert doc["qp_conversion_factor"] == {"old": 0.0, "new": 34.2}
+    assert doc["modifier_rows"]["added"] == ["99213-53"] and doc["modifier_rows"]["removed"] == ["71046-TC"]
+    assert doc["modifier_rows"]["changed"] == [{"code": "71046", "modifier": "26", "status": ["A", "C"],
+                                                "rvus": {}}]
+    assert doc["changed"] == [] and doc["added"] == [] and doc["removed"] == []
+    text = report.as_text()
+    assert "conversion factor: 33.4009 → 34.0000 (+0.5991)" in text
+    assert "qualifying-APM conversion factor: none → 34.2000" in text
+    assert "modifier rows added (1): 99213-53" in text and "modifier rows removed (1): 71046-TC" in text
+    assert "71046-26:\n  status A → C" in text
+
+
+def test_release_diff_does_not_call_codes_missing_from_a_partial_release_removed(engine, cms_dir):
+    from cptrules.diff import diff_releases
+
+    def without_99215(payload):
+        return {**payload, "rows": [r for r in payload["rows"] if r[0] != "99215"]}
+
+    old = _release(cms_dir, "RVU26C", partial=False)
+    whole = diff_releases(engine, old, _release(cms_dir, "RVU26D", partial=False, change=without_99215))
+    assert whole.removed == ["99215"] and whole.conversion_factor is None
+    partial = diff_releases(engine, old, _release(cms_dir, "RVU26D", partial=True, change=without_99215))
+    assert partial.removed == [] and partial.as_dict()["partial"] == {"old": False, "new": True}
+    assert "RVU26D is a partial release" in partial.as_text()
+    assert "conversion factor: unchanged" in partial.as_text()
+
+
+def test_diff_command_reads_the_data_dir(tmp_path, cms_dir, capsys):
+    data = tmp_path / "data"
+    assert main(["import-pfs", str(cms_dir / "excerpts-2026" / "PPRRVU2026_Oct_nonQPP.csv"), "--partial",
+                 "--data-dir", str(data)]) == 0
+    capsys.readouterr()
+    assert main(["diff", "RVU25D", "RVU26D", "--data-dir", str(data), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["conversion_factor"] == {"old": 32.3465, "new": 33.4009}
+    assert [(m["code"], m["modifier"]) for m in doc["modifier_rows"]["changed"]] == [("71046", "26"),
+                                                                                    ("71046", "TC")]

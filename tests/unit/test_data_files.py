@@ -10,6 +10,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -167,10 +168,11 @@ def test_an_import_killed_mid_write_leaves_old_or_new(tmp_path, cms_dir):
         child = subprocess.Popen([sys.executable, "-c", WRITER, str(old), str(new), str(data)],
                                  stdout=subprocess.PIPE, text=True)
         assert child.stdout.readline().strip() == "ready"
-        try:
-            child.wait(timeout=chance.uniform(0.05, 0.6))
-        except subprocess.TimeoutExpired:
-            pass
+        deadline = time.monotonic() + 60  # only to detect a writer that never writes
+        while not any(n.endswith(".tmp") for n in os.listdir(data / "pfs")):
+            assert time.monotonic() < deadline and child.poll() is None
+            time.sleep(0.001)
+        time.sleep(chance.uniform(0, 0.03))  # a random point of the write (or just after it)
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=30)
         child.stdout.close()
@@ -184,4 +186,4 @@ def test_an_import_killed_mid_write_leaves_old_or_new(tmp_path, cms_dir):
         assert PfsRelease.load(stored).row_count == 19090
         write_release(import_pfs_csv(old, release="RVU25C"), data, replace=True)
         assert sorted(p.name for p in (data / "pfs").iterdir()) == ["RVU25C.json.gz"]
-    assert stale_seen >= 1  # the kills did land inside writes
+    assert stale_seen >= 1, "no kill landed inside a write"
