@@ -120,12 +120,15 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_import_pfs(args: argparse.Namespace) -> int:
-    from .data.pfs import import_pfs_csv, write_release
+    from .data.pfs import import_pfs_csv, newest_whole_release, write_release
     from .embedded import default_data_dir
 
+    location = _data_dir(args)
+    reference = None if args.partial else newest_whole_release(
+        [default_data_dir(), *([location.path] if location.path.is_dir() else [])])
     imported = import_pfs_csv(args.file, args.release, args.qp_conversion_factor, partial=args.partial,
-                              ignore_banner_year=args.ignore_banner_year)
-    data_dir = _data_dir(args).for_writing()
+                              ignore_banner_year=args.ignore_banner_year, reference=reference)
+    data_dir = location.for_writing()
     target = write_release(imported, data_dir, replace=args.replace, loaded_from=[default_data_dir()])
     payload = imported.payload
     what = (f"{imported.key}{' (partial)' if payload['partial'] else ''} ({len(payload['rows'])} rows, "

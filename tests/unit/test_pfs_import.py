@@ -301,3 +301,23 @@ def test_any_cell_is_stored_as_read_or_refused_on_its_line(cms_dir, tmp_path, ro
         assert math.isfinite(stored) and 0 <= stored <= 999.99 and stored == float(value)
     else:
         assert stored == value.strip()
+
+
+def test_a_release_may_not_shrink_far_below_the_newest_whole_one(cms_dir, tmp_path, capsys):
+    """A cut above the absolute floor (17,000 of 19,090 rows) is caught against RVU25D, loaded."""
+    from cptrules.cli import main
+    from cptrules.data.pfs import newest_whole_release
+    from cptrules.embedded import default_data_dir
+
+    lines = (cms_dir / "PPRRVU2025_Oct.csv").read_bytes().split(b"\r\n")
+    cut = tmp_path / "PPRRVU2025_Oct.csv"
+    cut.write_bytes(b"\r\n".join(lines[:10 + 17000]) + b"\r\n")
+    assert len(import_pfs_csv(cut, release="RVU25C").payload["rows"]) == 17000  # over the floor alone
+    assert newest_whole_release([default_data_dir()]) == ("RVU25D", 19090)
+    with pytest.raises(DataImportError, match="at least 17,181 .90% of the 19,090 of RVU25D"):
+        import_pfs_csv(cut, release="RVU25C", reference=("RVU25D", 19090))
+    data = tmp_path / "data"
+    assert main(["import-pfs", str(cut), "--release", "RVU25C", "--data-dir", str(data)]) == 1
+    assert "newest whole release loaded" in capsys.readouterr().err and not data.exists()
+    assert main(["import-pfs", str(cut), "--release", "RVU25C", "--partial", "--data-dir", str(data)]) == 0
+    assert PfsRelease.load(data / "pfs" / "RVU25C.json.gz").partial is True

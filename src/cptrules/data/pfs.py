@@ -12,13 +12,14 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import DataFileError, DataImportError, ImportProblem
-from .files import CHECKSUM, SUFFIX, read_verified, write_json_gz
+from .files import CHECKSUM, SUFFIX, data_files, read_verified, write_json_gz
 
 FORMAT = 2  # 2: content checksum and the "partial" flag
 
@@ -26,6 +27,9 @@ FORMAT = 2  # 2: content checksum and the "partial" flag
 # fewer than this is a cut or an excerpt: refused unless imported as partial, so that a
 # truncated download never replaces a whole release. A file cut in half falls well below it.
 MIN_WHOLE_ROWS = 15_000
+# A release also may not shrink below 90% of the newest whole release already loaded: CMS adds
+# and deletes a few hundred codes a year, so a bigger drop means a cut file.
+SHRINK_LIMIT = 0.9
 
 COLUMNS_2025 = (
     "HCPCS", "MOD", "DESCRIPTION", "STATUS CODE", "NOT USED FOR MEDICARE PAYMENT", "WORK RVU",
@@ -166,11 +170,31 @@ def _row_problem(values: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+def newest_whole_release(folders: list[Path] | tuple[Path, ...]) -> tuple[str, int] | None:
+    """(key, row count) of the newest whole (not partial) release stored in these data folders;
+    damaged files are skipped here (loading reports them)."""
+    found: list[tuple[str, str, int]] = []
+    for folder in folders:
+        for path in data_files(folder / "pfs"):
+            try:
+                payload = PfsRelease.read_payload(path)
+            except DataFileError:
+                continue
+            if not payload["partial"]:
+                found.append((payload["effective"], payload["release"], len(payload["rows"])))
+    if not found:
+        return None
+    _, key, rows = max(found)
+    return key, rows
+
+
 def import_pfs_csv(path: Path, release: str | None = None, qp_conversion_factor: float = 0.0,
-                   partial: bool = False, ignore_banner_year: bool = False) -> ImportedRelease:
+                   partial: bool = False, ignore_banner_year: bool = False,
+                   reference: tuple[str, int] | None = None) -> ImportedRelease:
     """Parse and check a PPRRVU CSV; refuse it whole, with line and column, on any problem.
 
-    A file with fewer rows than a whole release holds is refused unless `partial`; a partial
+    A file with fewer rows than a whole release holds (MIN_WHOLE_ROWS, and 90% of the
+    `reference` release, the newest whole one loaded) is refused unless `partial`; a partial
     release is stored as such, and codes it does not list are unknown for its period. A
     release key whose year contradicts the banner is refused unless `ignore_banner_year`.
     """
@@ -262,11 +286,15 @@ def import_pfs_csv(path: Path, release: str | None = None, qp_conversion_factor:
         out_rows.append(record)
     if not out_rows or conversion is None:
         raise refuse(len(rows), "", "the file has a header but no data rows")
-    if len(out_rows) < MIN_WHOLE_ROWS and not partial:
-        raise refuse(len(rows), "", f"only {len(out_rows):,} data rows, where a whole release holds over "
-                                    f"{MIN_WHOLE_ROWS:,} (RVU25D: 19,090): the file looks cut short. If it "
-                                    "is an excerpt on purpose, import it with --partial; codes it does not "
-                                    "list are then unknown for its period")
+    least, basis = MIN_WHOLE_ROWS, "RVU25D has 19,090"
+    if reference and math.ceil(reference[1] * SHRINK_LIMIT) > least:
+        least = math.ceil(reference[1] * SHRINK_LIMIT)
+        basis = f"90% of the {reference[1]:,} of {reference[0]}, the newest whole release loaded"
+    if len(out_rows) < least and not partial:
+        raise refuse(len(rows), "", f"only {len(out_rows):,} data rows, where a whole release holds at least "
+                                    f"{least:,} ({basis}): the file looks cut short. If it is an excerpt "
+                                    "on purpose, import it with --partial; codes it does not list are then "
+                                    "unknown for its period")
     year = effective.year
     variant = "QPP" if re.search(r"(?<!non)QPP", path.name, re.IGNORECASE) else "standard"
     payload = {
