@@ -97,10 +97,9 @@ class DiffReport:
         lines += [f"added ({len(self.added)}): {listing(self.added)}",
                   f"removed ({len(self.removed)}): {listing(self.removed)}"]
         if self.releases:
-            lines += [f"modifier rows added ({len(self.modifier_rows_added)}): "
-                      f"{listing(self.modifier_rows_added)}",
-                      f"modifier rows removed ({len(self.modifier_rows_removed)}): "
-                      f"{listing(self.modifier_rows_removed)}",
+            added, removed = self.modifier_rows_added, self.modifier_rows_removed
+            lines += [f"modifier rows added ({len(added)}): {listing(added)}",
+                      f"modifier rows removed ({len(removed)}): {listing(removed)}",
                       f"modifier rows changed: {len(self.modifier_rows_changed)}"]
             for row in self.modifier_rows_changed:
                 lines.append(f"{row.label}:")

@@ -237,7 +237,7 @@ def test_hcpcs_stored_columns_are_checked(tmp_path, cms_dir, capsys, column, val
 
 
 def test_hcpcs_duplicates_and_cut_files_are_refused(tmp_path, cms_dir, capsys):
-    path, line = _hcpcs_with(cms_dir, tmp_path, "J0171", "HCPC", "J0169")
+    path, _ = _hcpcs_with(cms_dir, tmp_path, "J0171", "HCPC", "J0169")
     assert main(["import-hcpcs", str(path), "--data-dir", str(tmp_path / "d"), "--replace"]) == 1
     assert "J0169 appears twice" in capsys.readouterr().err
     cut, _ = _hcpcs_with(cms_dir, tmp_path, "J0171", "COV", "C", keep=4000)

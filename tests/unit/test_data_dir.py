@@ -28,7 +28,7 @@ def empty_home(tmp_path, monkeypatch):
 
 def _cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "cptrules", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, check=False)
 
 
 def test_import_then_ask_needs_no_data_flag(empty_home, cms_dir):

@@ -165,8 +165,8 @@ def _row_problem(values: dict[str, Any]) -> tuple[str, str] | None:
         return ("NOT USED FOR MEDICARE PAYMENT",
                 f"status {values['status']} RVUs are used for payment, yet the row is flagged +")
     if (values["mult"] == "3") != bool(values["endo"]):
-        return ("ENDO BASE", "an endoscopic base code goes with multiple-procedure indicator 3, "
-                             f"and only with it (indicator {values['mult']}, base {values['endo'] or 'blank'})")
+        return ("ENDO BASE", ("an endoscopic base code goes with multiple-procedure indicator 3, and only "
+                              f"with it (indicator {values['mult']}, base {values['endo'] or 'blank'})"))
     return None
 
 
