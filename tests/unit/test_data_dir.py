@@ -114,6 +114,13 @@ def test_the_default_directory_not_existing_means_no_imports(empty_home, capsys)
     assert "no imported data" in capsys.readouterr().err
 
 
+def test_an_explicit_empty_directory_holds_no_imports_yet(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["data", "list", "--data-dir", str(empty)]) == 0
+    assert "no imported data" in capsys.readouterr().err
+
+
 def test_resolution_order(tmp_path):
     assert resolve_data_dir(tmp_path / "a", {ENV_VAR: str(tmp_path / "b")}).path == tmp_path / "a"
     assert resolve_data_dir(None, {ENV_VAR: str(tmp_path / "b")}).source == ENV_VAR

@@ -59,7 +59,8 @@ class DataDir:
         if stray:
             raise DataFileError(named, f"holds data files ({stray[0]}) directly: this looks like a "
                                        f"{'/'.join(KINDS)} subfolder; give the folder above it")
-        if self.explicit and not any((path / name).exists() for name in _CONTENTS):
+        if self.explicit and any(path.iterdir()) and not any((path / name).exists() for name in _CONTENTS):
+            # An empty folder just holds no imports yet; other content means the wrong folder.
             raise DataFileError(named, "holds no imported data (no pfs/, hcpcs/ or catalogue.yaml): "
                                        "give the folder the importers wrote to")
         return path
