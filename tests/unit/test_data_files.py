@@ -59,7 +59,7 @@ DAMAGES = {
     "row too short": (lambda p: _store(p, _row_change(_payload(p), lambda rows: rows[3].pop())),
                       "rows/3: 22 cells where fields lists 23"),
     "cell of the wrong type": (lambda p: _store(p, _row_change(_payload(p), lambda rows: rows.__setitem__(
-        1, rows[1][:4] + ["19.11"] + rows[1][5:]))), "rows/1: work is '19.11', not a number"),
+        1, rows[1][:4] + ["19.11"] + rows[1][5:]))), "rows/1: work is '19.11', not a finite number"),
     "checksum mismatch": (lambda p: _store(p, _row_change(_payload(p), lambda rows: rows[1].__setitem__(4, 99.0)),
                                            reseal=False), "does not match its checksum"),
     "no checksum": (lambda p: _store(p, _drop(_payload(p), CHECKSUM), reseal=False),
@@ -67,6 +67,8 @@ DAMAGES = {
     "older format": (lambda p: _store(p, {**_payload(p), "format": 1}), "stored format 1"),
     "infinity": (lambda p: p.write_bytes(gzip.compress(gzip.decompress(p.read_bytes()).replace(
         b"19.11", b"Infinity"))), "non-finite number Infinity"),
+    "overflowing number": (lambda p: p.write_bytes(gzip.compress(gzip.decompress(p.read_bytes()).replace(
+        b"19.11", b"1e400"))), "a number too large to be finite"),
     "key and name disagree": (lambda p: p.rename(p.with_name("RVU26C.json.gz")), "not the one its name says"),
 }
 

@@ -153,7 +153,11 @@ def read_verified(path: Path, schema: dict[str, Any], fmt: int) -> dict[str, Any
         where = "/".join(str(p) for p in error.absolute_path) or "top level"
         message = error.message if len(error.message) <= _SHOWN else error.message[:_SHOWN] + "…"
         raise DataFileError(str(path), f"{where}: {message}")
-    if payload[CHECKSUM] != content_checksum(payload):
+    try:
+        checksum = content_checksum(payload)
+    except ValueError:  # a number too large for a float (1e400) reads as infinity
+        raise DataFileError(str(path), "holds a number too large to be finite") from None
+    if payload[CHECKSUM] != checksum:
         raise DataFileError(str(path), "its content does not match its checksum: the file was changed "
                                        "or damaged after import; import the CMS file again")
     return payload
