@@ -146,7 +146,8 @@ def cmd_import_hcpcs(args: argparse.Namespace) -> int:
 
     payload = import_hcpcs(args.file, args.key, partial=args.partial)
     data_dir = _data_dir(args).for_writing()
-    target = write_hcpcs(payload, data_dir, replace=args.replace, loaded_from=[default_data_dir()])
+    target = write_hcpcs(payload, data_dir, replace=args.replace, loaded_from=[default_data_dir()],
+                         source=str(args.file))
     what = (f"{payload['key']}{' (partial)' if payload['partial'] else ''} ({len(payload['codes'])} codes, "
             f"effective {payload['effective']})")
     if not target.is_relative_to(data_dir):

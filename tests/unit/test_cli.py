@@ -65,7 +65,7 @@ def test_import_hcpcs_from_xlsx_and_csv_agree(tmp_path, cms_dir, capsys):
     csv_args = ["import-hcpcs", str(cms_dir / "HCPC2025_OCT_ANWEB.from-xlsx.csv"), "--key", "HCPC2025_OCT",
                 "--data-dir", str(tmp_path / "c")]
     assert main(csv_args) == 1
-    assert "HCPC2025_OCT is already loaded" in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith(f"error: {csv_args[1]}: HCPC2025_OCT is already loaded")
     assert main([*csv_args, "--replace"]) == 0
     from cptrules.data.hcpcs import HcpcsFile
     from cptrules.embedded import default_data_dir

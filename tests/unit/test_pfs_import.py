@@ -252,8 +252,9 @@ def test_a_loaded_key_is_replaced_only_when_asked(cms_dir, tmp_path):
     embedded = default_data_dir()
     forced = import_pfs_csv(cms_dir / EXCERPT, release="RVU25D", partial=True, ignore_banner_year=True)
     data = tmp_path / "data"
-    with pytest.raises(DataImportError, match=r"release RVU25D is already loaded from .*data/pfs/RVU25D"):
+    with pytest.raises(DataImportError, match=r"release RVU25D is already loaded from .*data/pfs/RVU25D") as caught:
         write_release(forced, data, loaded_from=[embedded])
+    assert caught.value.path == str(cms_dir / EXCERPT)
     assert not (data / "pfs" / "RVU25D.json.gz").exists()
     write_release(forced, data, replace=True, loaded_from=[embedded])
     assert PfsRelease.load(data / "pfs" / "RVU25D.json.gz").partial is True

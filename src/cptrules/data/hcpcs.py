@@ -169,7 +169,7 @@ def _procedure(row: list[str], at: dict[str, int]) -> tuple[str, list[str]]:
 
 
 def write_hcpcs(payload: dict[str, Any], data_dir: Path, replace: bool = False,
-                loaded_from: list[Path] | tuple[Path, ...] = ()) -> Path:
+                loaded_from: list[Path] | tuple[Path, ...] = (), source: str = "") -> Path:
     """Write aside and swap in atomically. A key already loaded (in `data_dir` or one of
     `loaded_from`, such as the embedded data) with other content is refused unless `replace`;
     the very content already stored changes nothing. Returns the file that holds it."""
@@ -184,7 +184,7 @@ def write_hcpcs(payload: dict[str, Any], data_dir: Path, replace: bool = False,
         except DataFileError as error:
             if replace:
                 continue
-            raise DataImportError(payload["source_name"], ImportProblem(
+            raise DataImportError(source or payload["source_name"], ImportProblem(
                 0, "", f"{payload['key']} is already stored, and that file is unreadable "
                        f"({error.problem}); pass --replace to overwrite it")) from None
         ignored = {"source_name", CHECKSUM}
@@ -192,7 +192,7 @@ def write_hcpcs(payload: dict[str, Any], data_dir: Path, replace: bool = False,
                 {k: v for k, v in payload.items() if k not in ignored}:
             same_elsewhere = same_elsewhere or (path if path != target else None)
         elif not replace:
-            raise DataImportError(payload["source_name"], ImportProblem(
+            raise DataImportError(source or payload["source_name"], ImportProblem(
                 0, "", f"{payload['key']} is already loaded from {path} with other content; "
                        "pass --replace to replace it (or --key to import under another key)"))
     if same_elsewhere is not None and not target.exists():

@@ -114,6 +114,7 @@ class ImportedRelease:
     """What an import produced, ready to write."""
 
     payload: dict[str, Any]
+    path: str = ""  # the CMS file it came from, for messages
 
     @property
     def key(self) -> str:
@@ -314,7 +315,7 @@ def import_pfs_csv(path: Path, release: str | None = None, qp_conversion_factor:
         "fields": keys,
         "rows": out_rows,
     }
-    return ImportedRelease(payload)
+    return ImportedRelease(payload, name)
 
 
 def _same_release(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -335,7 +336,7 @@ def write_release(imported: ImportedRelease, data_dir: Path, replace: bool = Fal
     """
     target = data_dir / "pfs" / f"{imported.key}.json.gz"
     payload = imported.payload
-    source = payload["source_name"]
+    source = imported.path or payload["source_name"]
     if payload.get("variant") == "QPP":
         if not target.exists():
             raise DataImportError(source, ImportProblem(
