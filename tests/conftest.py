@@ -18,6 +18,15 @@ REPO = Path(__file__).resolve().parents[1]
 TODAY = dt.date(2026, 11, 27)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_user_data_dir(tmp_path_factory):
+    """Commands read the user's data directory by default: tests never see a developer's imports."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+        patch.delenv("CPTRULES_DATA_DIR", raising=False)
+        yield
+
+
 @pytest.fixture(scope="session")
 def engine() -> Engine:
     """The engine on the embedded rules and data, with the full data check, on a fixed day."""

@@ -24,10 +24,23 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-01-15") from None
 
 
+def _data_dir(args: argparse.Namespace) -> Any:
+    """The one data directory: --data-dir, else CPTRULES_DATA_DIR, else the platform's."""
+    from .data.location import resolve_data_dir
+
+    return resolve_data_dir(args.data_dir)
+
+
+def _data_dirs(args: argparse.Namespace) -> list[Path]:
+    """The imported-data directory to read, checked before anything slow is loaded."""
+    return [_data_dir(args).for_reading()]
+
+
 def _engine(args: argparse.Namespace, check_data: bool = True) -> Any:
     from .engine import Engine
 
-    return Engine.load(args.rules, args.data, check_data=check_data)
+    dirs = _data_dirs(args)
+    return Engine.load(args.rules, dirs, check_data=check_data)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -72,6 +85,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .ruleset import load_ruleset
 
     root = args.dir or default_rules_dir()
+    data_dirs = [default_data_dir(), *_data_dirs(args)]
     try:
         ruleset = load_ruleset(root)
     except RuleFileErrors as error:
@@ -79,7 +93,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             raise
         print(json.dumps({"revision": None, "failed": [str(p) for p in error.problems]}, indent=2))
         return 1
-    data = CodeData.load([default_data_dir(), *(args.data or [])])
+    data = CodeData.load(data_dirs)
     codes = data.codes()
     report, problems = ruleset_problems(ruleset, data, codes, dt.datetime.now(dt.timezone.utc).date())
     if args.json:
@@ -106,42 +120,70 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_import_pfs(args: argparse.Namespace) -> int:
-    from .data.pfs import import_pfs_csv, write_release
+    from .data.pfs import import_pfs_csv, newest_whole_release, write_release
+    from .embedded import default_data_dir
 
-    imported = import_pfs_csv(args.file, args.release, args.qp_conversion_factor)
-    target = write_release(imported, args.data_dir)
-    print(f"imported {imported.key} ({len(imported.payload['rows'])} rows, released "
-          f"{imported.payload['released'] or 'unknown'}, effective {imported.payload['effective']}) "
-          f"→ {target}")
+    location = _data_dir(args)
+    reference = None if args.partial else newest_whole_release(
+        [default_data_dir(), *([location.path] if location.path.is_dir() else [])])
+    imported = import_pfs_csv(args.file, args.release, args.qp_conversion_factor, partial=args.partial,
+                              ignore_banner_year=args.ignore_banner_year, reference=reference)
+    data_dir = location.for_writing()
+    target = write_release(imported, data_dir, replace=args.replace, loaded_from=[default_data_dir()])
+    payload = imported.payload
+    what = (f"{imported.key}{' (partial)' if payload['partial'] else ''} ({len(payload['rows'])} rows, "
+            f"released {payload['released'] or 'unknown'}, effective {payload['effective']})")
+    if not target.is_relative_to(data_dir):
+        print(f"{what} is already loaded from {target} with the same content; nothing written")
+    else:
+        print(f"imported {what} → {target}")
     return 0
 
 
 def cmd_import_hcpcs(args: argparse.Namespace) -> int:
     from .data.hcpcs import import_hcpcs, write_hcpcs
+    from .embedded import default_data_dir
 
-    payload = import_hcpcs(args.file, args.key)
-    target = write_hcpcs(payload, args.data_dir)
-    print(f"imported {payload['key']} ({len(payload['codes'])} codes, effective "
-          f"{payload['effective']}) → {target}")
+    payload = import_hcpcs(args.file, args.key, partial=args.partial)
+    data_dir = _data_dir(args).for_writing()
+    target = write_hcpcs(payload, data_dir, replace=args.replace, loaded_from=[default_data_dir()],
+                         source=str(args.file))
+    what = (f"{payload['key']}{' (partial)' if payload['partial'] else ''} ({len(payload['codes'])} codes, "
+            f"effective {payload['effective']})")
+    if not target.is_relative_to(data_dir):
+        print(f"{what} is already loaded from {target} with the same content; nothing written")
+    else:
+        print(f"imported {what} → {target}")
     return 0
 
 
 def cmd_data(args: argparse.Namespace) -> int:
     from .data.store import list_imports, remove_import
 
+    folder = _data_dir(args).for_reading()
     if args.action == "remove":
         if not args.key:
             print("error: give the key to remove, e.g. RVU26A", file=sys.stderr)
             return 2
         try:
-            print(f"removed {remove_import(args.data_dir, args.key)}")
+            print(f"removed {remove_import(folder, args.key)}")
         except KeyError:
-            print(f"error: no import {args.key!r} in {args.data_dir}", file=sys.stderr)
+            print(f"error: no import {args.key!r} in {folder}", file=sys.stderr)
             return 1
         return 0
-    for item in list_imports(args.data_dir):
-        print(f"{item.kind:6} {item.key:14} effective {item.effective}  sha256 {item.sha256[:16]}  {item.path}")
-    return 0
+    damaged = 0
+    items = list_imports(folder)
+    if not items:
+        print(f"no imported data in {folder}", file=sys.stderr)
+    for item in items:
+        if item.problem:
+            damaged += 1
+            print(f"error: {item.path}: {item.problem}", file=sys.stderr)
+            continue
+        state = "partial" if item.partial else "whole"
+        print(f"{item.kind:6} {item.key:14} {state:7} effective {item.effective}  sha256 {item.sha256[:16]}  "
+              f"{item.path}")
+    return 1 if damaged else 0
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -227,10 +269,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cptrules", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
+    def with_data_dir(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-dir", type=Path, dest="data_dir",
+                       help="where imported data lives (default: $CPTRULES_DATA_DIR, else the user's "
+                            "data directory, e.g. ~/.local/share/cptrules)")
+        p.add_argument("--data", type=Path, dest="data_dir", help=argparse.SUPPRESS)  # old name
+
     def with_sources(p: argparse.ArgumentParser) -> None:
         p.add_argument("--rules", type=Path, help="rules directory (default: the embedded rules)")
-        p.add_argument("--data", type=Path, action="append",
-                       help="extra data directory, loaded after the embedded data (repeatable)")
+        with_data_dir(p)
 
     p = sub.add_parser("serve", help="serve the gRPC API")
     with_sources(p)
@@ -242,22 +289,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="validate rule files, run their tests, check them on the data")
     p.add_argument("dir", nargs="?", type=Path)
-    p.add_argument("--data", type=Path, action="append")
+    with_data_dir(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("import-pfs", help="import a CMS PPRRVU CSV (without the AMA descriptors)")
     p.add_argument("file", type=Path)
-    p.add_argument("--data-dir", type=Path, default=Path("cptrules-data"))
+    with_data_dir(p)
     p.add_argument("--release", help="release key such as RVU26A, when the banner does not say")
     p.add_argument("--qp-conversion-factor", type=float, default=0.0,
                    help="the qualifying-APM conversion factor, for 2026+ releases")
+    p.add_argument("--partial", action="store_true",
+                   help="accept a file with fewer rows than a whole release (an excerpt); codes it "
+                        "does not list are then unknown for its period")
+    p.add_argument("--replace", action="store_true", help="replace a release already loaded under this key")
+    p.add_argument("--ignore-banner-year", action="store_true",
+                   help="accept a --release key whose year differs from the file's banner")
     p.set_defaults(func=cmd_import_pfs)
 
     p = sub.add_parser("import-hcpcs", help="import a CMS HCPCS Level II quarterly file (xlsx or csv)")
     p.add_argument("file", type=Path)
-    p.add_argument("--data-dir", type=Path, default=Path("cptrules-data"))
+    with_data_dir(p)
     p.add_argument("--key", help="file key such as HCPC2025_OCT, when the name does not say")
+    p.add_argument("--partial", action="store_true",
+                   help="accept a file listing fewer codes than a whole quarterly file")
+    p.add_argument("--replace", action="store_true", help="replace a file already loaded under this key")
     p.set_defaults(func=cmd_import_hcpcs)
 
     for name, func, helptext in (("explain", cmd_explain, "print a code's facts and rule trace"),
@@ -273,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="list or remove imported files in a data directory")
     p.add_argument("action", choices=["list", "remove"])
     p.add_argument("key", nargs="?")
-    p.add_argument("--data-dir", type=Path, default=Path("cptrules-data"))
+    with_data_dir(p)
     p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("diff", help="compare two releases (keys) or two rules directories")
@@ -307,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     except CptrulesError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

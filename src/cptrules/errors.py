@@ -9,7 +9,8 @@ CptrulesError
  ├── RuleEvaluationError        a rule failed while evaluating (FAILED_PRECONDITION)
  │    └── TemplateRenderError   an answer template failed while rendering
  │         └── TemplateBudgetError  ... because it went past its cost limits
- └── DataImportError            a data file was refused, with line and column (FAILED_PRECONDITION)
+ ├── DataImportError            a data file was refused, with line and column (FAILED_PRECONDITION)
+ └── DataFileError              a stored data file or data directory cannot be loaded
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ class DataImportError(CptrulesError):
     reason = "DATA_IMPORT_REFUSED"
 
     def __init__(self, path: str, problem: ImportProblem) -> None:
-        where = f"{path}:{problem.line}"
+        where = f"{path}:{problem.line}" if problem.line else path
         if problem.column:
             where += f" (column {problem.column})"
         super().__init__(
@@ -171,3 +172,14 @@ class DataImportError(CptrulesError):
         )
         self.problem = problem
         self.path = path
+
+
+class DataFileError(CptrulesError):
+    """A stored data file (or data directory) that cannot be loaded: damaged, edited or misplaced."""
+
+    reason = "DATA_FILE_INVALID"
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}", {"file": path})
+        self.path = path
+        self.problem = problem

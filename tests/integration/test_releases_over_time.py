@@ -16,7 +16,7 @@ CLOCK = lambda: dt.date(2026, 11, 27)  # noqa: E731
 @pytest.fixture(scope="module")
 def data_2026(tmp_path_factory, cms_dir):
     folder = tmp_path_factory.mktemp("data2026")
-    write_release(import_pfs_csv(cms_dir / "excerpts-2026" / "PPRRVU2026_Oct_nonQPP.csv"), folder)
+    write_release(import_pfs_csv(cms_dir / "excerpts-2026" / "PPRRVU2026_Oct_nonQPP.csv", partial=True), folder)
     return folder
 
 
@@ -81,10 +81,10 @@ def test_0042T_answers_by_date_of_service(engine):
 
 
 def test_diff_lists_27447_and_its_answers(data_2026, capsys):
-    assert main(["diff", "RVU25D", "RVU26D", "--data", str(data_2026), "--threshold", "0.01"]) == 0
+    assert main(["diff", "RVU25D", "RVU26D", "--data-dir", str(data_2026), "--threshold", "0.01"]) == 0
     out = capsys.readouterr().out
     assert "27447:" in out and "work RVU 19.60 → 19.11" in out and "answer 'rvu' changes" in out
-    assert main(["diff", "RVU25D", "RVU26D", "--data", str(data_2026), "--json"]) == 0
+    assert main(["diff", "RVU25D", "RVU26D", "--data-dir", str(data_2026), "--json"]) == 0
     import json
 
     report = json.loads(capsys.readouterr().out)
@@ -96,7 +96,7 @@ def test_diff_lists_27447_and_its_answers(data_2026, capsys):
 def test_refused_import_leaves_answers_unchanged(tmp_path, cms_dir, damage):
     data = tmp_path / "data"
     source = cms_dir / "excerpts-2026" / "PPRRVU2026_Oct_nonQPP.csv"
-    write_release(import_pfs_csv(source), data)
+    write_release(import_pfs_csv(source, partial=True), data)
     before_bytes = (data / "pfs" / "RVU26D.json.gz").read_bytes()
     engine = Engine.load(data_dirs=[data], check_data=False, clock=CLOCK)
     questions = ["what is the wRVU for 27447", "is 0556T permanent", "G0439 rvu"]
@@ -113,9 +113,9 @@ def test_refused_import_leaves_answers_unchanged(tmp_path, cms_dir, damage):
         lines[11] = b",".join(cells)
     broken = tmp_path / "PPRRVU2026_Oct_nonQPP.csv"
     broken.write_bytes(b"\r\n".join(lines))
-    assert main(["import-pfs", str(broken), "--data-dir", str(data)]) == 1
+    assert main(["import-pfs", str(broken), "--partial", "--data-dir", str(data)]) == 1
     with pytest.raises(DataImportError):
-        import_pfs_csv(broken)
+        import_pfs_csv(broken, partial=True)
     assert (data / "pfs" / "RVU26D.json.gz").read_bytes() == before_bytes
     engine.reload()
     assert [engine.answer(q).text for q in questions] == before
@@ -125,10 +125,28 @@ def test_a_correction_release_replaces_its_quarter(tmp_path, cms_dir):
     """An AR-style correction (RVU26DR) takes effect with its quarter and wins over the original."""
     source = cms_dir / "excerpts-2026" / "PPRRVU2026_Oct_nonQPP.csv"
     corrected = tmp_path / "PPRRVU2026_Oct_corrected.csv"
-    corrected.write_bytes(source.read_bytes().replace(b",19.11,", b",19.15,"))
+    corrected.write_bytes(source.read_bytes().replace(b",19.11,11.58,NA,11.58,,4.02,34.71,34.71,",
+                                                      b",19.15,11.58,NA,11.58,,4.02,34.75,34.75,"))
     data = tmp_path / "data"
-    write_release(import_pfs_csv(source), data)
-    write_release(import_pfs_csv(corrected, release="RVU26DR"), data)
+    write_release(import_pfs_csv(source, partial=True), data)
+    write_release(import_pfs_csv(corrected, release="RVU26DR", partial=True), data)
     engine = Engine.load(data_dirs=[data], check_data=False, clock=CLOCK)
     report = engine.get_code("27447", dt.date(2026, 11, 1))
     assert (report.facts["pfs_release"], report.facts["work_rvu"]) == ("RVU26DR", 19.15)
+
+
+def test_codes_absent_from_a_partial_release_are_unknown_for_its_period(engine_2026):
+    """RVU26D here is an 11-row excerpt imported with --partial: it speaks for its own codes only."""
+    listed = engine_2026.get_code("27447", dt.date(2026, 10, 15)).facts
+    assert listed["pfs_covers_date"] and listed["pfs_release"] == "RVU26D"
+    for code in ("0556T", "G0439"):
+        report = engine_2026.get_code(code, dt.date(2026, 10, 15))
+        f = report.facts
+        assert (f["pfs_release_in_force"], f["pfs_partial"], f["pfs_covers_date"]) == ("RVU26D", True, False)
+        assert f["pfs_release"] == "RVU25D"  # the newest release that lists it, for reference
+        assert f["code_status"] == "no_data_for_date" and f["rvu_availability"] == "no_release"
+        for intent in ("rvu", "status", "coverage", "billing", "what_is"):
+            text = engine_2026.render(intent, report)
+            assert "partial excerpt without it" in text, (code, intent)
+            assert "no longer lists" not in text and "not on the" not in text, (code, intent)
+            assert "past sunset" not in text.lower()

@@ -58,12 +58,19 @@ def test_bad_code_exits_1(capsys):
 
 
 def test_import_hcpcs_from_xlsx_and_csv_agree(tmp_path, cms_dir, capsys):
+    """The embedded HCPCS file is the importer's output from the xlsx; its CSV twin holds the same codes
+    (a different source file under a loaded key needs --replace)."""
     assert main(["import-hcpcs", str(cms_dir / "HCPC2025_OCT_ANWEB.xlsx"), "--data-dir", str(tmp_path / "x")]) == 0
-    assert main(["import-hcpcs", str(cms_dir / "HCPC2025_OCT_ANWEB.from-xlsx.csv"), "--key", "HCPC2025_OCT",
-                 "--data-dir", str(tmp_path / "c")]) == 0
+    assert "already loaded" in capsys.readouterr().out and not (tmp_path / "x" / "hcpcs").exists()
+    csv_args = ["import-hcpcs", str(cms_dir / "HCPC2025_OCT_ANWEB.from-xlsx.csv"), "--key", "HCPC2025_OCT",
+                "--data-dir", str(tmp_path / "c")]
+    assert main(csv_args) == 1
+    assert capsys.readouterr().err.startswith(f"error: {csv_args[1]}: HCPC2025_OCT is already loaded")
+    assert main([*csv_args, "--replace"]) == 0
     from cptrules.data.hcpcs import HcpcsFile
+    from cptrules.embedded import default_data_dir
 
-    xlsx = HcpcsFile.load(tmp_path / "x" / "hcpcs" / "HCPC2025_OCT.json.gz")
+    xlsx = HcpcsFile.load(default_data_dir() / "hcpcs" / "HCPC2025_OCT.json.gz")
     csv_ = HcpcsFile.load(tmp_path / "c" / "hcpcs" / "HCPC2025_OCT.json.gz")
     assert len(xlsx.rows) == 8463 and xlsx.rows.keys() == csv_.rows.keys()
     assert xlsx.rows["J0171"].values["term"] == "2025-06-30"
@@ -78,10 +85,15 @@ def test_import_pfs_refusal_exits_1(tmp_path, capsys):
 
 
 def test_imports_can_be_listed_and_removed(tmp_path, cms_dir, capsys):
+    """The 11-row 2026 excerpt is refused as a release unless --partial; `data list` says partial."""
     source = cms_dir / "excerpts-2026" / "PPRRVU2026_Oct_nonQPP.csv"
-    assert main(["import-pfs", str(source), "--data-dir", str(tmp_path)]) == 0
+    assert main(["import-pfs", str(source), "--data-dir", str(tmp_path)]) == 1
+    assert "only 11 data rows" in capsys.readouterr().err and not (tmp_path / "pfs").exists()
+    assert main(["import-pfs", str(source), "--partial", "--data-dir", str(tmp_path)]) == 0
+    assert "RVU26D (partial)" in capsys.readouterr().out
     assert main(["data", "list", "--data-dir", str(tmp_path)]) == 0
-    assert "RVU26D" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert "RVU26D" in listed and "partial" in listed
     assert main(["data", "remove", "RVU26D", "--data-dir", str(tmp_path)]) == 0
     assert not (tmp_path / "pfs" / "RVU26D.json.gz").exists()
     assert main(["data", "remove", "RVU26D", "--data-dir", str(tmp_path)]) == 1
@@ -190,3 +202,125 @@ def test_replaced_code_billing_does_not_contradict(engine):
 
     text = engine.render("billing", engine.get_code("0042T", dt.date(2026, 1, 1)))
     assert "70472 or 70473" in text and "rather than an unlisted" not in text
+
+
+def _hcpcs_with(cms_dir, tmp_path, code, column, value, keep=None):
+    """The HCPCS CSV with one cell of one code's row replaced (and optionally only `keep` lines)."""
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO((cms_dir / "HCPC2025_OCT_ANWEB.from-xlsx.csv").read_text(), newline="")))
+    at = next(i for i, r in enumerate(rows) if r[0] == code and r[2] == "3")
+    rows[at][rows[0].index(column)] = value
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows[:keep] if keep else rows)
+    path = tmp_path / "HCPC2025_OCT_damaged.csv"
+    path.write_text(out.getvalue())
+    return path, at + 1
+
+
+@pytest.mark.parametrize("column, value, says", [
+    ("PRICE1", "banana", "not a pricing indicator"),
+    ("PRICE1", "41", "not a pricing indicator"),
+    ("COV", "X", "not a coverage code"),
+    ("ACTION CD", "Z", "not an action code"),
+    ("BETOS", "banana", "not a BETOS code"),
+    ("ADD DT", "", "every code has the date it was added"),
+    ("ADD DT", "18991231", "outside 1965-2100"),
+    ("TERM DT", "20000101", "before the code was added"),
+    ("ACT EFF DT", "2025-10-01", "not a YYYYMMDD calendar date"),
+    ("LONG DESCRIPTION", "", "empty description"),
+    ("HCPC", "J01711", "not a HCPCS Level II code"),
+    ("RECID", "5", "not a record id"),
+])
+def test_hcpcs_stored_columns_are_checked(tmp_path, cms_dir, capsys, column, value, says):
+    path, line = _hcpcs_with(cms_dir, tmp_path, "J0171", column, value)
+    assert main(["import-hcpcs", str(path), "--data-dir", str(tmp_path / "d"), "--replace"]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:{line} (column {column}): " in err and says in err
+    assert not (tmp_path / "d" / "hcpcs").exists()
+
+
+def test_hcpcs_duplicates_and_cut_files_are_refused(tmp_path, cms_dir, capsys):
+    path, _ = _hcpcs_with(cms_dir, tmp_path, "J0171", "HCPC", "J0169")
+    assert main(["import-hcpcs", str(path), "--data-dir", str(tmp_path / "d"), "--replace"]) == 1
+    assert "J0169 appears twice" in capsys.readouterr().err
+    cut, _ = _hcpcs_with(cms_dir, tmp_path, "J0171", "COV", "C", keep=4000)
+    assert main(["import-hcpcs", str(cut), "--data-dir", str(tmp_path / "d"), "--replace"]) == 1
+    assert "looks cut short" in capsys.readouterr().err
+    assert main(["import-hcpcs", str(cut), "--data-dir", str(tmp_path / "d"), "--replace", "--partial"]) == 0
+    from cptrules.data.hcpcs import HcpcsFile
+
+    assert HcpcsFile.load(tmp_path / "d" / "hcpcs" / "HCPC2025_OCT.json.gz").partial is True
+
+
+def _release(cms_dir, key, partial, change=None):
+    """The 2026 excerpt as a loaded release under `key`, optionally with its rows changed."""
+    from cptrules.data.pfs import PfsRelease, import_pfs_csv
+
+    payload = dict(import_pfs_csv(cms_dir / "excerpts-2026" / "PPRRVU2026_Oct_nonQPP.csv", release=key,
+                                  partial=True).payload, partial=partial)
+    if change:
+        payload = change(payload)
+    return PfsRelease.from_payload(payload)
+
+
+def test_release_diff_lists_conversion_factors_and_modifier_rows(engine, cms_dir):
+    """Conversion-factor and modifier-row changes are items of their own, in text and JSON."""
+    from cptrules.diff import diff_releases
+
+    def changed(payload):
+        fields = payload["fields"]
+        at = {k: fields.index(k) for k in ("code", "mod", "work", "nf_total", "f_total", "status", "cf")}
+        rows = [list(r) for r in payload["rows"] if (r[at["code"]], r[at["mod"]]) != ("71046", "TC")]
+        for row in rows:
+            row[at["cf"]] = 34.0
+            if (row[at["code"]], row[at["mod"]]) == ("71046", "26"):
+                row[at["status"]] = "C"
+        extra = list(next(r for r in rows if r[at["code"]] == "99213"))
+        extra[at["mod"]] = "53"
+        rows.append(extra)
+        return {**payload, "rows": rows, "conversion_factor": 34.0, "qp_conversion_factor": 34.2}
+
+    old = _release(cms_dir, "RVU26C", partial=False)
+    new = _release(cms_dir, "RVU26D", partial=False, change=changed)
+    report = diff_releases(engine, old, new)
+    doc = report.as_dict()
+    assert doc["conversion_factor"] == {"old": 33.4009, "new": 34.0}
+    assert doc["qp_conversion_factor"] == {"old": 0.0, "new": 34.2}
+    assert doc["modifier_rows"]["added"] == ["99213-53"] and doc["modifier_rows"]["removed"] == ["71046-TC"]
+    assert doc["modifier_rows"]["changed"] == [{"code": "71046", "modifier": "26", "status": ["A", "C"],
+                                                "rvus": {}}]
+    assert doc["changed"] == [] and doc["added"] == [] and doc["removed"] == []
+    text = report.as_text()
+    assert "conversion factor: 33.4009 → 34.0000 (+0.5991)" in text
+    assert "qualifying-APM conversion factor: none → 34.2000" in text
+    assert "modifier rows added (1): 99213-53" in text and "modifier rows removed (1): 71046-TC" in text
+    assert "71046-26:\n  status A → C" in text
+
+
+def test_release_diff_does_not_call_codes_missing_from_a_partial_release_removed(engine, cms_dir):
+    from cptrules.diff import diff_releases
+
+    def without_99215(payload):
+        return {**payload, "rows": [r for r in payload["rows"] if r[0] != "99215"]}
+
+    old = _release(cms_dir, "RVU26C", partial=False)
+    whole = diff_releases(engine, old, _release(cms_dir, "RVU26D", partial=False, change=without_99215))
+    assert whole.removed == ["99215"] and whole.conversion_factor is None
+    partial = diff_releases(engine, old, _release(cms_dir, "RVU26D", partial=True, change=without_99215))
+    assert partial.removed == [] and partial.as_dict()["partial"] == {"old": False, "new": True}
+    assert "RVU26D is a partial release" in partial.as_text()
+    assert "conversion factor: unchanged" in partial.as_text()
+
+
+def test_diff_command_reads_the_data_dir(tmp_path, cms_dir, capsys):
+    data = tmp_path / "data"
+    assert main(["import-pfs", str(cms_dir / "excerpts-2026" / "PPRRVU2026_Oct_nonQPP.csv"), "--partial",
+                 "--data-dir", str(data)]) == 0
+    capsys.readouterr()
+    assert main(["diff", "RVU25D", "RVU26D", "--data-dir", str(data), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["conversion_factor"] == {"old": 32.3465, "new": 33.4009}
+    assert [(m["code"], m["modifier"]) for m in doc["modifier_rows"]["changed"]] == [("71046", "26"),
+                                                                                    ("71046", "TC")]

@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import DataFileError
 from ..facts import empty_facts
 from ..provenance import DataSource
 from .catalogue import Catalogue
+from .files import SUFFIX, data_files
 from .hcpcs import HcpcsFile
 from .pfs import PfsRelease
 
@@ -24,15 +26,20 @@ class CodeData:
 
     @classmethod
     def load(cls, folders: list[Path]) -> CodeData:
-        """Read every data folder; a later folder's release replaces an earlier one of the same key."""
+        """Read every data folder; a later folder's release replaces an earlier one of the same key.
+
+        A folder that does not exist holds nothing yet; one that is a file, and any stored file
+        that is damaged, raises DataFileError naming it. Hidden and temporary files are never read.
+        """
         releases: dict[str, PfsRelease] = {}
         hcpcs: dict[str, HcpcsFile] = {}
         catalogue = Catalogue("")
         for folder in folders:
-            for path in sorted((folder / "pfs").glob("*.json.gz")):
+            check_folder(folder)
+            for path in data_files(folder / "pfs"):
                 release = PfsRelease.load(path)
                 releases[release.key] = release
-            for path in sorted((folder / "hcpcs").glob("*.json.gz")):
+            for path in data_files(folder / "hcpcs"):
                 file = HcpcsFile.load(path)
                 hcpcs[file.key] = file
             if (folder / "catalogue.yaml").is_file():
@@ -127,7 +134,7 @@ class CodeData:
         release = in_force
         covers = in_force is not None
         if in_force is not None:
-            facts.update(pfs_release_in_force=in_force.key, pfs_partial=bool(getattr(in_force, "partial", False)))
+            facts.update(pfs_release_in_force=in_force.key, pfs_partial=in_force.partial)
             if facts["pfs_partial"] and code not in in_force.rows and code not in in_force.modifiers:
                 release, covers = None, False  # a partial release says nothing about codes it lacks
         if release is None:
@@ -192,32 +199,46 @@ def catalogue_source(catalogue: Catalogue) -> DataSource:
     return DataSource(f"catalogue-{catalogue.version}", f"cptrules curated catalogue {catalogue.version}")
 
 
+def check_folder(folder: Path) -> None:
+    """A data folder that exists must be a directory, and so must its pfs/ and hcpcs/."""
+    for path in (folder, folder / "pfs", folder / "hcpcs"):
+        if path.exists() and not path.is_dir():
+            raise DataFileError(str(path), "is a file where a data folder belongs")
+
+
 @dataclass(frozen=True)
 class ImportedFile:
-    """One imported data file in a data directory."""
+    """One imported data file in a data directory; `problem` says why a damaged one cannot load."""
 
     kind: str
     key: str
     effective: str
     sha256: str
     path: Path
+    partial: bool = False
+    problem: str = ""
 
 
 def list_imports(folder: Path) -> list[ImportedFile]:
-    """Every fee-schedule and HCPCS file imported into a data directory."""
-    from .files import read_json_gz
-
+    """Every fee-schedule and HCPCS file imported into a data directory, each checked whole;
+    a damaged file is listed under its file name with the problem found."""
+    check_folder(folder)
     found = []
-    for kind in ("pfs", "hcpcs"):
-        for path in sorted((folder / kind).glob("*.json.gz")):
-            payload = read_json_gz(path)
-            found.append(ImportedFile(kind, payload.get("release") or payload["key"],
-                                      payload["effective"], payload["sha256"], path))
+    for kind, reader in (("pfs", PfsRelease.read_payload), ("hcpcs", HcpcsFile.read_payload)):
+        for path in data_files(folder / kind):
+            try:
+                payload = reader(path)
+            except DataFileError as error:
+                found.append(ImportedFile(kind, path.name[: -len(SUFFIX)], "", "", path,
+                                          problem=error.problem))
+                continue
+            found.append(ImportedFile(kind, payload.get("release") or payload["key"], payload["effective"],
+                                      payload["sha256"], path, bool(payload.get("partial"))))
     return found
 
 
 def remove_import(folder: Path, key: str) -> Path:
-    """Delete one imported file by its key; KeyError when there is none."""
+    """Delete one imported file by its key (a damaged one by its file name); KeyError when none."""
     for item in list_imports(folder):
         if item.key == key:
             item.path.unlink()
