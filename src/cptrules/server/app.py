@@ -82,7 +82,6 @@ class Server:
     grpc_server: grpc.Server
     port: int
     health: health.HealthServicer
-    admission: AdmissionInterceptor
 
 
 def build_server(engine: Engine, address: str = "127.0.0.1:0", options: ServerOptions | None = None,
@@ -90,8 +89,8 @@ def build_server(engine: Engine, address: str = "127.0.0.1:0", options: ServerOp
     """A server bound to `address`, ready to start. With a Prometheus registry, every unary RPC
     is counted and timed in it, refusals by admission control and unparseable requests included."""
     options = options or ServerOptions()
-    admission = AdmissionInterceptor(options.workers, options.max_streams)
-    interceptors: list[grpc.ServerInterceptor] = [admission, RequestParsingInterceptor()]
+    interceptors: list[grpc.ServerInterceptor] = [
+        AdmissionInterceptor(options.workers, options.max_streams), RequestParsingInterceptor()]
     if registry is not None:
         interceptors.insert(0, MetricsInterceptor(registry))
     pool = futures.ThreadPoolExecutor(max_workers=options.workers + options.max_streams + SPARE_THREADS,
@@ -108,7 +107,7 @@ def build_server(engine: Engine, address: str = "127.0.0.1:0", options: ServerOp
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind {address}")
-    return Server(server, port, health_servicer, admission)
+    return Server(server, port, health_servicer)
 
 
 def create_server(engine: Engine, address: str = "127.0.0.1:0", max_workers: int = 8,
