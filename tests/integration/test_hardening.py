@@ -112,6 +112,38 @@ def test_sighups_close_together_then_a_change_is_served_and_sigterm_stops(rules_
     assert "reloaded ruleset" in (tmp_path / "serve.log").read_text()
 
 
+def test_reload_requests_during_a_reload_coalesce_into_one_more(engine):
+    """Requests that arrive while a reload runs make exactly one more reload, after it."""
+    from cptrules.server.lifecycle import Reloader
+
+    class SlowReloads(Engine):
+        def __init__(self):
+            super().__init__(engine.snapshot, engine.clock)
+            self.started, self.finish, self.count = threading.Semaphore(0), threading.Event(), 0
+
+        def reload(self, *args, **kwargs):
+            self.count += 1
+            self.started.release()
+            self.finish.wait(HANG)
+            return self.snapshot
+
+    slow = SlowReloads()
+    reloader = Reloader(slow)
+    reloader.start()
+    try:
+        reloader.request()
+        assert slow.started.acquire(timeout=HANG)
+        for _ in range(5):
+            reloader.request()
+        slow.finish.set()
+        assert slow.started.acquire(timeout=HANG)  # the one more
+        assert not slow.started.acquire(timeout=1)
+        assert slow.count == 2
+    finally:
+        slow.finish.set()
+        reloader.close()
+
+
 # -- 2. admission control ------------------------------------------------------------------
 
 
@@ -155,6 +187,33 @@ def test_busy_workers_do_not_starve_health_and_extra_calls_are_refused(engine):
     finally:
         held.release.set()
         server.stop(None)
+
+
+def test_open_streams_are_bounded_and_checks_still_answer(engine):
+    built = serving(engine, ServerOptions(max_streams=1))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{built.port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            first = health.Watch(health_pb2.HealthCheckRequest(), timeout=HANG)
+            assert next(first).status == health_pb2.HealthCheckResponse.SERVING
+            with pytest.raises(grpc.RpcError) as caught:
+                next(health.Watch(health_pb2.HealthCheckRequest(), timeout=HANG))
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert health_check(channel) == health_pb2.HealthCheckResponse.SERVING
+            first.cancel()
+            deadline = time.monotonic() + HANG
+            while True:  # the place is given back once the cancelled stream has ended
+                try:
+                    again = health.Watch(health_pb2.HealthCheckRequest(), timeout=HANG)
+                    assert next(again).status == health_pb2.HealthCheckResponse.SERVING
+                    again.cancel()
+                    break
+                except grpc.RpcError as error:
+                    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+    finally:
+        built.grpc_server.stop(None)
 
 
 def _health_during(channel: grpc.Channel, load: list[futures.Future]) -> int:
