@@ -6,9 +6,7 @@ import argparse
 import datetime as dt
 import json
 import logging
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +42,8 @@ def _engine(args: argparse.Namespace, check_data: bool = True) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .server.app import create_server
+    from .server.app import ServerOptions
+    from .server.lifecycle import serve
 
     engine = _engine(args)
     registry = None
@@ -53,29 +52,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         registry = CollectorRegistry()
         start_http_server(args.metrics_port, addr=args.host, registry=registry)
-    server, port = create_server(engine, f"{args.host}:{args.port}", args.workers, registry)
-    server.start()
-    snap = engine.snapshot
-    print(f"cptrules serving on {args.host}:{port} (ruleset {snap.ruleset.revision}, "
-          f"{len(snap.codes)} codes, data: {', '.join(snap.data.source_names())})", flush=True)
-    stop = threading.Event()
-
-    def reload(*_: Any) -> None:
-        try:
-            new = engine.reload()
-            log.info("reloaded ruleset %s", new.ruleset.revision)
-        except CptrulesError as error:
-            log.error("reload refused, still serving %s:\n%s", engine.ruleset.revision, error)
-        except Exception:  # a reload must never take the running service down
-            log.exception("reload failed, still serving %s", engine.ruleset.revision)
-
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, reload)
-    stop.wait()
-    server.stop(grace=5).wait()
-    return 0
+    options = ServerOptions(
+        workers=args.workers, max_streams=args.max_streams, max_connections=args.max_connections or 0,
+        max_streams_per_connection=args.max_streams_per_connection,
+        max_connection_idle=args.max_connection_idle, max_connection_age=args.max_connection_age,
+        max_connection_age_grace=args.max_connection_age_grace,
+        handshake_timeout=args.handshake_timeout, keepalive_time=args.keepalive_time,
+        keepalive_timeout=args.keepalive_timeout,
+        min_client_ping_interval=args.min_client_ping_interval,
+        max_response_bytes=args.max_response_bytes)
+    return serve(engine, args.host, args.port, options, grace=args.grace, registry=registry,
+                 out=sys.stdout)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -265,6 +252,54 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
+        return value
+
+    return parse
+
+
+def _serve_limits(p: argparse.ArgumentParser) -> None:
+    """The server's limits (see ServerOptions); times in seconds."""
+    from .server.app import ServerOptions
+
+    d = ServerOptions()
+    count, seconds = _positive(int), _positive(float)
+    g = p.add_argument_group("limits", "what one server accepts; times in seconds")
+    g.add_argument("--workers", type=count, default=d.workers,
+                   help="calls computed at once; more get RESOURCE_EXHAUSTED (default %(default)s)")
+    g.add_argument("--max-streams", type=count, default=d.max_streams,
+                   help="open health-watch and reflection streams (default %(default)s)")
+    g.add_argument("--max-connections", type=count, default=None,
+                   help="open connections (default: the descriptor limit less a reserve, at most 1000)")
+    g.add_argument("--max-streams-per-connection", type=count, default=d.max_streams_per_connection,
+                   help="concurrent calls on one connection (default %(default)s)")
+    g.add_argument("--max-connection-idle", type=seconds, default=d.max_connection_idle,
+                   help="close a connection with no call for this long (default %(default)s)")
+    g.add_argument("--max-connection-age", type=seconds, default=d.max_connection_age,
+                   help="close every connection after this long (default %(default)s)")
+    g.add_argument("--max-connection-age-grace", type=seconds, default=d.max_connection_age_grace,
+                   help="time calls get to finish when their connection ages out (default %(default)s)")
+    g.add_argument("--handshake-timeout", type=seconds, default=d.handshake_timeout,
+                   help="close a connection that has not started HTTP/2 by then (default %(default)s)")
+    g.add_argument("--keepalive-time", type=seconds, default=d.keepalive_time,
+                   help="ping a silent client this often (default %(default)s)")
+    g.add_argument("--keepalive-timeout", type=seconds, default=d.keepalive_timeout,
+                   help="close the connection when a ping is unanswered this long (default %(default)s)")
+    g.add_argument("--min-client-ping-interval", type=seconds, default=d.min_client_ping_interval,
+                   help="client pings more frequent than this close the connection (default %(default)s)")
+    g.add_argument("--max-response-bytes", type=count, default=d.max_response_bytes,
+                   help="largest response message (default %(default)s)")
+    g.add_argument("--grace", type=seconds, default=5.0,
+                   help="on SIGTERM, time running calls get to finish (default %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cptrules", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -282,9 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve the gRPC API")
     with_sources(p)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=50051)
-    p.add_argument("--workers", type=int, default=8)
+    p.add_argument("--port", type=int, default=50051, help="0 picks a free port (printed on start)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    _serve_limits(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("check", help="validate rule files, run their tests, check them on the data")

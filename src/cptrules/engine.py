@@ -3,16 +3,13 @@ and swaps in a new snapshot only when it compiles, passes its tests and fits the
 
 from __future__ import annotations
 
-import base64
+import bisect
 import datetime as dt
-import hashlib
-import hmac
-import json
-import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from . import limits
@@ -97,7 +94,10 @@ class Snapshot:
     rules_dir: Path
     data_dirs: tuple[Path, ...]
     codes: tuple[str, ...] = field(default=())
-    by_category: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+    _by_category: dict[str, tuple[str, ...]] = field(default_factory=dict, init=False,
+                                                     compare=False, repr=False)
+    _index_lock: threading.Lock = field(default_factory=threading.Lock, init=False,
+                                        compare=False, repr=False)
     # Reports by date class (see timeline.py): bounded, so random dates cannot grow memory.
     timeline: Timeline | None = field(default=None, compare=False, repr=False)
     reports: ReportCache = field(default_factory=lambda: ReportCache(), compare=False, repr=False)
@@ -108,12 +108,30 @@ class Snapshot:
         if self.timeline is None:
             object.__setattr__(self, "timeline", Timeline(self.ruleset, self.data))
 
+    def index_categories(self) -> Mapping[str, tuple[str, ...]]:
+        """Every code grouped by category, in code order; computed once per snapshot, and
+        callers that arrive while it is being computed wait for that one computation."""
+        with self._index_lock:
+            if not self._by_category and self.codes:
+                groups: dict[str, list[str]] = {}
+                for code in self.codes:
+                    groups.setdefault(classify(self.ruleset, code)[0], []).append(code)
+                self._by_category.update((k, tuple(v)) for k, v in groups.items())
+        return MappingProxyType(self._by_category)
+
     def codes_in(self, category: str) -> tuple[str, ...]:
-        """The snapshot's codes of one category, classified once and remembered."""
-        if category not in self.by_category:
-            self.by_category[category] = tuple(
-                c for c in self.codes if classify(self.ruleset, c)[0] == category)
-        return self.by_category[category]
+        """The snapshot's codes of one category, in code order."""
+        return self.index_categories().get(category, ())
+
+
+@dataclass(frozen=True)
+class CodePage:
+    """One page of a listing; `next_after` is the cursor for the next page ("" at the end)."""
+
+    reports: list[CodeReport]
+    next_after: str
+    total: int
+    revision: str
 
 
 class ReportCache:
@@ -172,7 +190,10 @@ def build_snapshot(rules_dir: Path, data_dirs: list[Path], check_data: bool = Tr
     _, problems = ruleset_problems(ruleset, data, codes, today or utc_today(), check_data)
     if problems:
         raise RuleFileErrors(problems)
-    return Snapshot(ruleset, data, rules_dir, tuple(data_dirs), tuple(codes))
+    snapshot = Snapshot(ruleset, data, rules_dir, tuple(data_dirs), tuple(codes))
+    if check_data:  # a snapshot about to serve: classify every code now, not on the first listing
+        snapshot.index_categories()
+    return snapshot
 
 
 class Engine:
@@ -182,7 +203,6 @@ class Engine:
         self._snapshot = snapshot
         self._lock = threading.Lock()
         self.clock = clock
-        self._token_key = secrets.token_bytes(32)  # page tokens die with the process, as AIP-158 allows
 
     @classmethod
     def load(cls, rules_dir: Path | None = None, data_dirs: list[Path] | None = None,
@@ -286,24 +306,26 @@ class Engine:
                 raise
         return [self._report(c, dos, snap) for c in resolved]
 
-    def list_codes(self, page_size: int, page_token: str, category: str = "",
-                   dos: dt.date | None = None) -> tuple[list[CodeReport], str, int]:
-        """A page of codes in code order; the token is opaque and bound to the revision."""
+    def list_codes(self, page_size: int, after: str = "", category: str = "",
+                   dos: dt.date | None = None, revision: str = "") -> CodePage:
+        """A page of codes in code order, starting after the code `after`.
+
+        A cursor means something only on the ruleset revision it came from: with `revision`
+        given, a cursor from any other revision is refused (the caller starts again).
+        """
         if page_size < 0:
             raise InvalidInputError("page_size must not be negative", "page_size")
         size = min(page_size or limits.PAGE_SIZE_DEFAULT, limits.PAGE_SIZE_MAX)
         snap = self._snapshot
-        after = _read_token(page_token, self._token_key, snap.ruleset.revision, category) if page_token else ""
+        if revision and revision != snap.ruleset.revision:
+            raise InvalidInputError("page_token belongs to another ruleset revision; start again "
+                                    "without it", "page_token", reason="INVALID_PAGE_TOKEN")
         codes = snap.codes_in(category) if category else snap.codes
-        start = 0
-        if after:
-            import bisect
-
-            start = bisect.bisect_right(codes, after)
+        start = bisect.bisect_right(codes, after) if after else 0
         page = codes[start:start + size]
         more = start + size < len(codes)
-        token = _make_token(page[-1], self._token_key, snap.ruleset.revision, category) if more and page else ""
-        return [self._report(c, dos, snap) for c in page], token, len(codes)
+        return CodePage([self._report(c, dos, snap) for c in page], page[-1] if more and page else "",
+                        len(codes), snap.ruleset.revision)
 
     # -- answers ---------------------------------------------------------------
 
@@ -339,6 +361,10 @@ class Engine:
     def answer(self, question: str, dos: dt.date | None = None) -> AnswerResult:
         """Answer a free-text question, or say precisely what is missing. Questions repeat:
         the answer is remembered per snapshot by the question, the date and today."""
+        # The raw length first: normalising costs time per character, so an over-long question
+        # is refused before any work on it (and before it is hashed as a cache key).
+        if len(question) > limits.QUESTION_MAX_CHARS:
+            raise QuestionTooLongError(len(question), limits.QUESTION_MAX_CHARS)
         snap = self._snapshot
         key = (question, dos, self.clock())
         known = snap.answers.get(key)
@@ -349,8 +375,10 @@ class Engine:
 
     def _answer(self, question: str, dos: dt.date | None, snap: Snapshot) -> AnswerResult:
         text = normalise_question(question)
+        # NFKC can lengthen text, so the limit holds after normalising too.
         if len(text) > limits.QUESTION_MAX_CHARS:
             raise QuestionTooLongError(len(text), limits.QUESTION_MAX_CHARS)
+        question = limits.echo(question)  # what the answer repeats back
         book = snap.ruleset.phrasebook
         reading = interpret(text, book, lambda c: bool(self.category_of(c, snap)[0]), self.clock())
         found = reading.extraction
@@ -441,27 +469,3 @@ def _help_text(book: Any) -> str:
     return ("We answer questions about CPT and HCPCS codes: what a code is, its category, "
             "RVUs and Medicare payment, whether it is permanent, when it sunsets, coverage, "
             "billing and more. For example: " + " / ".join(examples))
-
-
-def _sign(payload: bytes, key: bytes, revision: str) -> str:
-    return hmac.new(key, revision.encode() + b"\0" + payload, hashlib.sha256).hexdigest()[:32]
-
-
-def _make_token(after: str, key: bytes, revision: str, category: str) -> str:
-    payload = json.dumps({"a": after, "c": category}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + _sign(payload, key, revision)
-
-
-def _read_token(token: str, key: bytes, revision: str, category: str) -> str:
-    """The last code of the previous page; the token must be ours, for this revision and filter."""
-    bad = InvalidInputError("page_token is invalid, expired, or belongs to another ruleset revision "
-                            "or filter; start again without it", "page_token", reason="INVALID_PAGE_TOKEN")
-    try:
-        body, signature = token.rsplit(".", 1)
-        payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        data = json.loads(payload) if hmac.compare_digest(signature, _sign(payload, key, revision)) else None
-    except (ValueError, json.JSONDecodeError):
-        raise bad from None
-    if not isinstance(data, dict) or data.get("c") != category or not isinstance(data.get("a"), str):
-        raise bad
-    return data["a"]

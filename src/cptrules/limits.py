@@ -6,6 +6,21 @@ PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 1000
 CODE_MAX_CHARS = 64
 ANSWER_MAX_CODES = 3
+MODIFIER_MAX_CHARS = 8
+PAGE_TOKEN_MAX_CHARS = 512
+# A request message larger than this is refused by the transport before it is parsed; every
+# request within the field limits above fits in a few kilobytes.
+REQUEST_MAX_BYTES = 64 * 1024
+# How much of a piece of text the service repeats back: an Answer's question, error messages.
+ECHO_MAX_CHARS = 120
+# Years a date of service may have, wherever the date comes from (a request field or a question).
+DATE_MIN_YEAR = 1990
+DATE_MAX_YEAR = 2100
+
+
+def echo(text: str) -> str:
+    """At most ECHO_MAX_CHARS of `text`, marked with … when cut."""
+    return text if len(text) <= ECHO_MAX_CHARS else text[:ECHO_MAX_CHARS - 1] + "…"
 
 # Answer templates (answers/sandbox.py): what one render may spend. The default
 # templates use a few hundred steps and write under 2,000 characters.

@@ -113,3 +113,54 @@ def test_dates_in_questions():
 def test_impossible_date_is_named(engine):
     result = engine.answer("is 99213 valid for dos 13/45/2025")
     assert "13/45/2025" in result.text and "not a calendar date" in result.text
+
+
+def test_raw_length_is_checked_before_any_normalising(engine, monkeypatch):
+    """An over-long question is refused on its raw length: the per-character normalising never
+    runs on it (1 MiB of U+FDFA used to cost seconds of CPU before the check)."""
+    import cptrules.engine as engine_module
+
+    calls = []
+    monkeypatch.setattr(engine_module, "normalise_question", lambda text: calls.append(text) or text)
+    with pytest.raises(QuestionTooLongError) as caught:
+        engine.answer("\ufdfa" * (QUESTION_MAX_CHARS + 1))
+    assert calls == []
+    assert "\ufdfa" not in caught.value.message and caught.value.metadata["length"] == "1001"
+
+
+def test_answer_repeats_only_a_prefix_of_the_question(engine):
+    from cptrules.limits import ECHO_MAX_CHARS
+
+    question = "is 0556T permanent? " + "x" * 900
+    result = engine.answer(question)
+    assert len(result.question) <= ECHO_MAX_CHARS and question.startswith(result.question[:-1])
+    assert engine.answer("what is 0556T").question == "what is 0556T"
+
+
+@pytest.mark.parametrize("written", ["12/31/9999", "7/4/1776", "1/1/0001", "0001-01-01",
+                                     "9999-12-31", "1/1/2101", "July 4, 1776", "12/31/1989"])
+def test_dates_outside_the_service_years_are_not_read(written):
+    """The same years as a request's date_of_service, wherever the date comes from."""
+    from cptrules.questions.extract import read_date
+
+    day, _, unreadable = read_date(f"is 99213 valid on {written}", TODAY)
+    assert day is None and unreadable == written
+
+
+@pytest.mark.parametrize("written, day", [
+    ("1/1/1990", dt.date(1990, 1, 1)), ("12/31/2100", dt.date(2100, 12, 31)),
+    ("3/1/26", dt.date(2026, 3, 1)), ("2100-12-31", dt.date(2100, 12, 31)),
+])
+def test_dates_at_the_bounds_are_read(written, day):
+    from cptrules.questions.extract import read_date
+
+    assert read_date(f"valid on {written}?", TODAY)[0] == day
+
+
+def test_a_question_date_out_of_bounds_is_named_and_not_used(engine):
+    from cptrules import limits
+
+    result = engine.answer("is 99213 valid on 1/1/0001")
+    assert result.date_of_service == TODAY.isoformat()
+    assert "1/1/0001" in result.text
+    assert (limits.DATE_MIN_YEAR, limits.DATE_MAX_YEAR) == (1990, 2100)

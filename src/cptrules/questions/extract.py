@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..limits import DATE_MAX_YEAR, DATE_MIN_YEAR
+
 # A token: letters and digits, not part of a decimal ("M81.0"), money ("$12345")
 # or a longer identifier. Every quantifier is bounded, so matching is linear.
 _TOKEN = re.compile(r"(?<![\w$.])([A-Za-z0-9]{3,10})(?![\w])(?!\.\d)")
@@ -27,10 +29,10 @@ _AFTER_CODE = re.compile(r"-([A-Za-z0-9]{2})(?![\w])|\s(26|TC|tc)(?![\w])")
 _ICD10 = re.compile(r"(?<![\w.])([A-TV-Z]\d[0-9A-Z]\.[0-9A-Z]{1,4})(?![\w.])", re.I)
 _MONTHS = {m: i for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
-_ISO = re.compile(r"\b(20\d{2}|19\d{2})-(\d{1,2})-(\d{1,2})\b")
+_ISO = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
 _US = re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})(?![\d/])")
 _MONTH_DAY_YEAR = re.compile(
-    r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]{0,6}\.?\s{1,3}(\d{1,2})(?:st|nd|rd|th)?,?\s{1,3}(20\d{2})\b", re.I)
+    r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]{0,6}\.?\s{1,3}(\d{1,2})(?:st|nd|rd|th)?,?\s{1,3}(\d{4})\b", re.I)
 _MONTH_YEAR = re.compile(
     r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]{0,6}\.?\s{1,3}(20\d{2})\b", re.I)
 _YEAR = re.compile(r"(?<![\w/$.-])(20\d{2})(?![\w/.-])")
@@ -109,8 +111,17 @@ def find_date(text: str, today: dt.date) -> tuple[dt.date | None, str]:
     return day, found
 
 
+def _in_bounds(day: dt.date) -> dt.date:
+    """The date, if its year is one the service answers for (the same bounds as a request's
+    date_of_service); a ValueError otherwise, as for a date that is no calendar date."""
+    if not DATE_MIN_YEAR <= day.year <= DATE_MAX_YEAR:
+        raise ValueError(f"year {day.year} is outside {DATE_MIN_YEAR}-{DATE_MAX_YEAR}")
+    return day
+
+
 def read_date(text: str, today: dt.date) -> tuple[dt.date | None, str, str]:
-    """(date, its text, the text of a date-shaped token that is no calendar date)."""
+    """(date, its text, the text of a date-shaped token that is no calendar date or whose year
+    is outside the years the service answers for)."""
     unreadable = ""
     for pattern in (_ISO, _US, _MONTH_DAY_YEAR):
         for found in pattern.finditer(text):
@@ -119,11 +130,12 @@ def read_date(text: str, today: dt.date) -> tuple[dt.date | None, str, str]:
                     y, m, d = (int(g) for g in found.groups())
                 elif pattern is _US:
                     m, d, y = (int(g) for g in found.groups())
-                    y = y + 2000 if y < 100 else y
+                    if len(found.group(3)) == 2:  # 3/1/26; a four-digit 0001 stays year 1
+                        y += 2000
                 else:
                     m = _MONTHS[found.group(1).lower()[:3]]
                     d, y = int(found.group(2)), int(found.group(3))
-                return dt.date(y, m, d), found.group(0), ""
+                return _in_bounds(dt.date(y, m, d)), found.group(0), ""
             except ValueError:
                 unreadable = unreadable or found.group(0)
     if unreadable:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 from google.type import date_pb2
@@ -157,7 +158,7 @@ def ruleset(rules: Ruleset, sources: list[DataSource], code_count: int) -> code_
     message = code_pb2.Ruleset(
         revision=rules.revision, rule_files=list(rules.files), rule_count=len(rules.rules),
         code_count=code_count, template_count=len(rules.templates),
-        phrasing_count=len(rules.phrasebook.cues), rules_source=rules.root)
+        phrasing_count=len(rules.phrasebook.cues), rules_source=Path(rules.root).name)
     message.load_time.FromDatetime(rules.loaded_at)
     message.data_releases.extend(data_release(s) for s in sources)
     return message

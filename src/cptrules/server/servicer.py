@@ -10,10 +10,12 @@ from typing import Any
 
 import grpc
 
+from .. import limits
 from ..engine import Engine
 from ..errors import CptrulesError, InvalidInputError
 from ..v1 import code_pb2, code_rules_service_pb2 as service_pb2, code_rules_service_pb2_grpc
 from . import convert
+from .page_tokens import PageTokens
 from .status import to_status
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,13 @@ def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-_EARLIEST, _LATEST = 1990, 2100
+def _bounded(name: str, value: str, limit: int) -> str:
+    """A free-text field within its limit; over it is refused without repeating the text."""
+    if len(value) > limit:
+        raise InvalidInputError(f"{name} is {len(value)} characters long; the limit is {limit}",
+                                name, {"length": str(len(value)), "limit": str(limit)},
+                                reason="FIELD_TOO_LONG")
+    return value
 
 
 def _date(request: Any) -> dt.date | None:
@@ -47,8 +55,9 @@ def _date(request: Any) -> dt.date | None:
     except ValueError as exc:
         raise InvalidInputError(f"date_of_service {d.year:04d}-{d.month:02d}-{d.day:02d} is not a "
                                 f"calendar date: {exc}", "date_of_service", reason="INVALID_DATE") from None
-    if day is not None and not _EARLIEST <= day.year <= _LATEST:
-        raise InvalidInputError(f"date_of_service year {day.year} is outside {_EARLIEST}-{_LATEST}",
+    if day is not None and not limits.DATE_MIN_YEAR <= day.year <= limits.DATE_MAX_YEAR:
+        raise InvalidInputError(f"date_of_service year {day.year} is outside "
+                                f"{limits.DATE_MIN_YEAR}-{limits.DATE_MAX_YEAR}",
                                 "date_of_service", reason="INVALID_DATE")
     return day
 
@@ -64,34 +73,44 @@ def _category(request: Any) -> str:
 class CodeRulesServicer(code_rules_service_pb2_grpc.CodeRulesServiceServicer):
     """Thin gRPC adapter over an Engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, tokens: PageTokens | None = None) -> None:
         self.engine = engine
+        self.tokens = tokens or PageTokens()
 
     @_guarded
     def GetCode(self, request: Any, context: grpc.ServicerContext) -> code_pb2.Code:
-        return convert.code(self.engine.get_code(request.code, _date(request), request.modifier))
+        return convert.code(self.engine.get_code(
+            _bounded("code", request.code, limits.CODE_MAX_CHARS), _date(request),
+            _bounded("modifier", request.modifier, limits.MODIFIER_MAX_CHARS)))
 
     @_guarded
     def BatchGetCodes(self, request: Any, context: grpc.ServicerContext) -> Any:
-        reports = self.engine.batch_get(list(request.codes), _date(request))
+        codes = [_bounded(f"codes[{i}]", c, limits.CODE_MAX_CHARS) for i, c in enumerate(request.codes)]
+        reports = self.engine.batch_get(codes, _date(request))
         return service_pb2.BatchGetCodesResponse(codes=[convert.code(r) for r in reports])
 
     @_guarded
     def ListCodes(self, request: Any, context: grpc.ServicerContext) -> Any:
-        reports, token, total = self.engine.list_codes(
-            request.page_size, request.page_token, _category(request),
-            _date(request))
-        return service_pb2.ListCodesResponse(codes=[convert.code(r) for r in reports],
-                                             next_page_token=token, total_size=total)
+        category = _category(request)
+        after, revision = "", ""
+        if request.page_token:
+            cursor = self.tokens.read(request.page_token, category)
+            after, revision = cursor.after, cursor.revision
+        page = self.engine.list_codes(request.page_size, after, category, _date(request), revision)
+        token = self.tokens.make(page.next_after, category, page.revision) if page.next_after else ""
+        return service_pb2.ListCodesResponse(codes=[convert.code(r) for r in page.reports],
+                                             next_page_token=token, total_size=page.total)
 
     @_guarded
     def GetFaq(self, request: Any, context: grpc.ServicerContext) -> Any:
-        report, entries = self.engine.faq(request.code, _date(request))
+        report, entries = self.engine.faq(_bounded("code", request.code, limits.CODE_MAX_CHARS),
+                                          _date(request))
         return service_pb2.Faq(code=report.code, entries=[convert.answer(e) for e in entries],
                                provenance=convert.provenance(report.provenance))
 
     @_guarded
     def AnswerQuestion(self, request: Any, context: grpc.ServicerContext) -> code_pb2.Answer:
+        # The engine checks the question's length before any work on it.
         return convert.answer(self.engine.answer(request.question, _date(request)))
 
     @_guarded

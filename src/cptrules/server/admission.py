@@ -1,0 +1,90 @@
+"""Admission control: a bounded number of calls run at once; the rest are refused at once.
+
+Without it every request queued in the thread pool without bound, behind which a health check
+waited for as long as the queue took. Now unary calls and streams each have a limit, a call over
+its limit gets RESOURCE_EXHAUSTED (ErrorInfo OVERLOADED, RetryInfo) in microseconds, and health
+checks are never counted: the server's pool keeps threads beyond both limits, so a health check
+always finds one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from . import status
+from .handlers import rewrap
+
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+
+
+class Gate:
+    """A counter with a limit; entering never blocks."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"a concurrency limit must be at least 1, not {limit}")
+        self.limit = limit
+        self._active = 0
+        self._lock = threading.Lock()
+
+    def try_enter(self) -> bool:
+        with self._lock:
+            if self._active >= self.limit:
+                return False
+            self._active += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self._active -= 1
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+
+class AdmissionInterceptor(grpc.ServerInterceptor):
+    """Counts every call but the exempt ones against its gate.
+
+    A unary call holds its place while its handler computes, so a client that never reads its
+    responses does not keep others out; a stream holds its place until it ends on the wire (a
+    termination callback), so cancelled and failed streams give their place back too.
+    """
+
+    def __init__(self, max_calls: int, max_streams: int,
+                 exempt: frozenset[str] = frozenset({HEALTH_CHECK})) -> None:
+        self.calls = Gate(max_calls)
+        self.streams = Gate(max_streams)
+        self.exempt = exempt
+
+    def intercept_service(self, continuation: Any, details: Any) -> Any:
+        handler = continuation(details)
+        if handler is None or details.method in self.exempt:
+            return handler
+        streaming = handler.request_streaming or handler.response_streaming
+        gate, kind = (self.streams, "streaming") if streaming else (self.calls, "unary")
+
+        def wrap(behaviour: Callable[..., Any]) -> Callable[..., Any]:
+            def admitted(request: Any, context: grpc.ServicerContext) -> Any:
+                remaining = context.time_remaining()
+                if remaining is not None and remaining <= 0:  # expired while queued: skip the work
+                    context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before the call ran")
+                if not gate.try_enter():
+                    context.abort_with_status(status.overloaded(kind, gate.limit))
+                if streaming:
+                    if not context.add_callback(gate.leave):  # the stream has already ended
+                        gate.leave()
+                        context.abort(grpc.StatusCode.CANCELLED, "the call ended before it ran")
+                    return behaviour(request, context)
+                try:
+                    return behaviour(request, context)
+                finally:
+                    gate.leave()
+
+            return admitted
+
+        return rewrap(handler, wrap)
