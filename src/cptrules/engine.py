@@ -401,8 +401,9 @@ class Engine:
                 shown = ", ".join(found.malformed)
                 return AnswerResult(
                     text=f"{shown} is not a valid code format. CPT and HCPCS codes have five "
-                         "characters: five digits (99213), four digits and F, T or U (1036F, 0556T, "
-                         "0001U), or a letter and four digits (G0439). Please check the code and ask again.",
+                         "characters: five digits (99213), four digits and A, F, M, T or U (0001A, 1036F, "
+                         "0002M, 0556T, 0001U), or a letter and four digits (G0439). Please check the code "
+                         "and ask again.",
                     outcome=Outcome.MALFORMED_CODE, **common)
             example = book.examples.get(reading.intent) or "What is 0556T?"
             return AnswerResult(
@@ -442,12 +443,19 @@ class Engine:
         if found.diagnosis_codes:
             notes.append(f"{', '.join(found.diagnosis_codes)} looks like an ICD-10-CM diagnosis code; "
                          "coverage by diagnosis is not in our data")
-        if found.unreadable_date and dos is None:
-            notes.append(f"{found.unreadable_date!r} is not a calendar date, so this answer is for "
-                         + ("the date given" if found.date_of_service else "today"))
+        day_text = reports[0].facts["date_of_service"]
+        first_notes = []  # about the date itself: read before the answer, not after it
+        if found.unreadable_date:
+            first_notes.append(f"{found.unreadable_date!r} is not a date we can use (not a calendar date, or "
+                               f"outside {limits.DATE_MIN_YEAR}-{limits.DATE_MAX_YEAR}), so this answer is for "
+                               + ("the request's date of service" if dos else "today") + f", {_long(day_text)}")
+        elif dos is not None and found.date_of_service and found.date_of_service != dos:
+            first_notes.append(f"the question names {found.date_text!r}, but the request's date of service, "
+                               f"{_long(day_text)}, is the one used")
         elif dos is None and found.date_of_service and found.date_text.isdigit():
-            notes.append(f"'{found.date_text}' was read as the date of service "
-                         f"{found.date_of_service:%B} {found.date_of_service.day}, {found.date_of_service.year}")
+            notes.append(f"'{found.date_text}' was read as the date of service {_long(day_text)}")
+        if first_notes:
+            body = "(" + "; ".join(n[0].upper() + n[1:] for n in first_notes) + ".) " + body
         if notes:
             body += " (" + "; ".join(notes) + ".)"
         first = reports[0].provenance
@@ -462,6 +470,11 @@ class Engine:
 
     def sources(self) -> list[DataSource]:
         return self._snapshot.data.sources()
+
+
+def _long(iso: str) -> str:
+    day = dt.date.fromisoformat(iso)
+    return f"{day:%B} {day.day}, {day.year}"
 
 
 def _help_text(book: Any) -> str:

@@ -50,8 +50,8 @@ class MalformedCodeError(InvalidInputError):
     def __init__(self, code: str, field: str = "code") -> None:
         super().__init__(
             f"{code!r} is not a CPT or HCPCS code: codes are five characters, such as "
-            "99213 (Category I), 1036F (Category II), 0556T (Category III), "
-            "0001U (PLA) or G0439 (HCPCS Level II)",
+            "99213 or 0001A (Category I), 1036F (Category II), 0556T (Category III), "
+            "0001U (PLA), 0002M (MAAA) or G0439 (HCPCS Level II)",
             field,
             {"code": code},
         )

@@ -51,6 +51,8 @@ BASE_FACTS: dict[str, FactSpec] = {
     "pfs_release_in_force": _s("Key of the release in force on the date, even when it does not speak "
                                "for the code; empty when no loaded release is in force."),
     "pfs_partial": _b("The release in force on the date is a partial release (an excerpt)."),
+    "pfs_newest_listing": _s("The newest loaded release that lists the code, whatever the date of service; empty when none."),
+    "pfs_newest_listing_effective": _s("ISO date that release took effect."),
     "pfs_component_only": _b("`pfs_release` lists the code only with modifier rows (e.g. 86153-26), "
                              "and the facts are the first such row's."),
     "status_indicator": _s("PFS status indicator letter; empty when not on the fee schedule."),
@@ -70,6 +72,7 @@ BASE_FACTS: dict[str, FactSpec] = {
     "modifier_rows": FactSpec("list", [], "Modifiers with rows of their own, e.g. 26, TC."),
     "paid_modifier_rows": FactSpec("list", [], "Modifier rows whose status (A, R, T) and RVUs mean Medicare pays them from RVUs."),
     "pfs_row_modifier": _s("The modifier whose row the fee-schedule facts come from (asked for, or the only row); empty for the global row."),
+    "modifier_requested": _s("The modifier the question or request named for the code, e.g. 26 or 50; empty when none."),
     "professional_row_status": _s("Status of the code's modifier-26 row in `pfs_release`; empty when it has none."),
     "professional_row_work_rvu": _d("Work RVU of the modifier-26 row."),
     "professional_row_non_facility_total_rvu": _d("Non-facility total RVU of the modifier-26 row."),

@@ -30,7 +30,11 @@ DECIDED = {"replaced", "terminated", "not_yet_effective", "past_sunset"}
 def answer_problems(engine: Engine, report: CodeReport) -> Iterator[str]:
     """Every invariant one code's FAQ answers break, as readable lines."""
     f = report.facts
-    speaks = (f["pfs_covers_date"] and f["on_fee_schedule"]) or (f["hcpcs_covers_date"] and f["on_hcpcs_file"])
+    day = f["date_of_service"]
+    stated_life = bool(f["hcpcs_add_date"] and f["hcpcs_termination_date"]
+                       and f["hcpcs_add_date"] <= day <= f["hcpcs_termination_date"])
+    speaks = ((f["pfs_covers_date"] and f["on_fee_schedule"]) or (f["hcpcs_covers_date"] and f["on_hcpcs_file"])
+              or stated_life)
     where = f"{report.code} {f['date_of_service']}"
     if f["code_status"] in {"active", "listed_past_implied_sunset"} and not speaks:
         yield f"{where}: status {f['code_status']} with no source that speaks for the date"
@@ -44,7 +48,8 @@ def answer_problems(engine: Engine, report: CodeReport) -> Iterator[str]:
         if not text.strip():
             yield f"{where} {intent}: empty answer"
         for key in set(RELEASE.findall(text)):
-            if key not in released or key not in {f["pfs_release"], f["pfs_release_in_force"]}:
+            if key not in released or key not in {f["pfs_release"], f["pfs_release_in_force"],
+                                                  f["pfs_newest_listing"]}:
                 yield f"{where} {intent}: names {key}, not the release in its provenance"
         if not f["pfs_covers_date"]:
             if MONEY.search(text):

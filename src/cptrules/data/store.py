@@ -128,7 +128,7 @@ class CodeData:
         that has its own row (26, TC, 53), the fee-schedule facts are that row's.
         """
         facts = empty_facts()
-        facts.update(code=code, date_of_service=dos.isoformat())
+        facts.update(code=code, date_of_service=dos.isoformat(), modifier_requested=modifier)
         used: list[DataSource] = []
         in_force = self.release_for(dos)
         release = in_force
@@ -146,6 +146,11 @@ class CodeData:
                          qp_conversion_factor=release.qp_conversion_factor, pfs_release_year=release.year)
             self._fee_schedule_row(facts, release, code, modifier)
             used.append(pfs_source(release))
+        newest = next((r for r in reversed(self.releases) if code in r.rows or code in r.modifiers), None)
+        if newest is not None:
+            facts.update(pfs_newest_listing=newest.key, pfs_newest_listing_effective=newest.effective.isoformat())
+            if newest is not release:
+                used.append(pfs_source(newest))
         hcpcs, hcpcs_covers = self.hcpcs_for(dos)
         if hcpcs is not None and code in hcpcs.rows:
             facts.update(hcpcs.rows[code].facts(hcpcs.key))

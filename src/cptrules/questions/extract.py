@@ -24,7 +24,11 @@ _NEAR_CODE = re.compile(r"^(\d{3}[A-Z]|\d{4}[A-Z]{2,3}|\d{5}[A-Z]{1,3}|[A-Z]\d{3
 _FOUR_DIGITS = re.compile(r"^\d{4}$")
 _GLUED_PREFIX = re.compile(r"^(CPT|HCPCS|CODE)(?=[0-9A-Z]{5}$)")
 # A modifier right after a code: joined by a hyphen, or after a space for the priced components.
-_AFTER_CODE = re.compile(r"-([A-Za-z0-9]{2})(?![\w])|\s(26|TC|tc)(?![\w])")
+_AFTER_CODE = re.compile(r"-([A-Za-z0-9]{2})(?![\w])|\s(26|TC|tc)(?![\w])|\s?\((26|TC|tc|53)\)")
+# A modifier named in words: "with modifier 53", "mod 26", "modifier -TC".
+_NAMED_MODIFIER = re.compile(r"\b(?:modifiers?|modifer|mod)\s{0,3}[-#:]?\s{0,3}([A-Za-z0-9]{2})(?![\w])", re.I)
+# The components by name, for a question about one code.
+_COMPONENT = re.compile(r"\b(professional|technical)\s{1,3}component\b|\bprofessional\s{1,3}(?:part|portion)\b", re.I)
 # ICD-10-CM diagnosis codes with their dot (M81.0, E11.9, Z00.00): named, never taken for procedures.
 _ICD10 = re.compile(r"(?<![\w.])([A-TV-Z]\d[0-9A-Z]\.[0-9A-Z]{1,4})(?![\w.])", re.I)
 _MONTHS = {m: i for i, m in enumerate(
@@ -35,7 +39,7 @@ _MONTH_DAY_YEAR = re.compile(
     r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]{0,6}\.?\s{1,3}(\d{1,2})(?:st|nd|rd|th)?,?\s{1,3}(\d{4})\b", re.I)
 _MONTH_YEAR = re.compile(
     r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]{0,6}\.?\s{1,3}(20\d{2})\b", re.I)
-_YEAR = re.compile(r"(?<![\w/$.-])(20\d{2})(?![\w/.-])")
+_YEAR = re.compile(r"(?<![\w/$.-])(20\d{2})(?![\w/.-])|\b[Cc][Yy][\s-]?(20\d{2})\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,7 @@ def extract(text: str, is_code: Callable[[str], bool], prefixes: frozenset[str],
     prefixed = {words[i + 1] for i, w in enumerate(words[:-1]) if w.rstrip("®#") in prefixes}
     prefixed |= {words[i - 1] for i, w in enumerate(words[1:], start=1) if w in {"code", "codes"}}
     attached: list[tuple[str, str]] = []
+    positions: list[tuple[int, str]] = []
     for match in _TOKEN.finditer(text):
         raw = match.group(1)
         token = _GLUED_PREFIX.sub("", raw.upper())
@@ -67,9 +72,10 @@ def extract(text: str, is_code: Callable[[str], bool], prefixes: frozenset[str],
             if is_code(token):
                 codes.append(token)
                 after = _AFTER_CODE.match(text, match.end(1))
-                modifier = (after.group(1) or after.group(2)).upper() if after else ""
+                modifier = next((g for g in after.groups() if g), "").upper() if after else ""
                 if modifier in modifiers:
                     attached.append((token, modifier))
+                positions.append((match.start(1), token))
             else:
                 malformed.append(token)
             continue
@@ -77,16 +83,40 @@ def extract(text: str, is_code: Callable[[str], bool], prefixes: frozenset[str],
         if joined and joined.group(2) in modifiers and is_code(joined.group(1)):
             codes.append(joined.group(1))
             attached.append((joined.group(1), joined.group(2)))
+            positions.append((match.start(1), joined.group(1)))
             continue
         if _NEAR_CODE.match(token) and any(c.isdigit() for c in token):
             malformed.append(token)
         elif _FOUR_DIGITS.match(token) and not token.startswith(("19", "20")) and (
                 raw.lower() in prefixed or _standalone(text, match.start(1), match.end(1))):
             malformed.append(token)
+    attached += _named_modifiers(text, positions, {c for c, _ in attached}, modifiers)
     dos, date_text, unreadable = read_date(text, today)
     diagnoses = tuple(dict.fromkeys(m.group(1).upper() for m in _ICD10.finditer(text)))
     return Extraction(tuple(dict.fromkeys(codes)), tuple(dict.fromkeys(malformed)), dos, date_text,
                       diagnoses, unreadable, tuple(dict.fromkeys(attached)))
+
+
+def _named_modifiers(text: str, positions: list[tuple[int, str]], taken: set[str],
+                     modifiers: frozenset[str]) -> list[tuple[str, str]]:
+    """Modifiers named in words, each for the nearest code before it (else the first code);
+    "professional component" is 26 and "technical component" TC when one code is asked about."""
+    if not positions:
+        return []
+    found: list[tuple[int, str]] = [(m.start(), m.group(1).upper()) for m in _NAMED_MODIFIER.finditer(text)]
+    if len({code for _, code in positions}) == 1:
+        found += [(m.start(), "TC" if (m.group(1) or "").lower() == "technical" else "26")
+                  for m in _COMPONENT.finditer(text)]
+    attached = []
+    for at, modifier in sorted(found):
+        if modifier not in modifiers:
+            continue
+        before = [code for start, code in positions if start < at]
+        code = before[-1] if before else positions[0][1]
+        if code not in taken:
+            attached.append((code, modifier))
+            taken.add(code)
+    return attached
 
 
 def _standalone(text: str, start: int, end: int) -> bool:
@@ -145,5 +175,5 @@ def read_date(text: str, today: dt.date) -> tuple[dt.date | None, str, str]:
         return dt.date(int(found.group(2)), _MONTHS[found.group(1).lower()[:3]], 1), found.group(0), ""
     found = _YEAR.search(text)
     if found:
-        return _year_date(int(found.group(1)), today), found.group(0), ""
+        return _year_date(int(found.group(1) or found.group(2)), today), found.group(0), ""
     return None, "", ""
