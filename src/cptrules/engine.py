@@ -18,6 +18,7 @@ from typing import Any
 from . import limits
 from .answers.templates import render
 from .codes import normalise_code
+from .data.locality import Place
 from .data.store import CodeData
 from .embedded import default_data_dir, default_rules_dir
 from .errors import (CodeNotFoundError, InvalidInputError, MalformedCodeError,
@@ -176,20 +177,24 @@ class Engine:
             raise CodeNotFoundError(code, label, snap.data.source_names())
         return code
 
-    def _report(self, code: str, dos: dt.date | None, snap: Snapshot, modifier: str = "") -> CodeReport:
+    def _report(self, code: str, dos: dt.date | None, snap: Snapshot, modifier: str = "",
+                place: Place | None = None) -> CodeReport:
         today = self.clock()
         day = dos or today
-        base, used = snap.data.base_facts(code, day, today, modifier)
+        base, used = snap.data.base_facts(code, day, today, modifier, place)
         evaluation = evaluate(snap.ruleset, base)
         provenance = Provenance(evaluation.fired, tuple(used), snap.ruleset.revision, day.isoformat())
         return CodeReport(code, evaluation.facts, evaluation, provenance)
 
-    def get_code(self, text: str, dos: dt.date | None = None, modifier: str = "") -> CodeReport:
-        """Facts for one code (and a priced modifier's row, e.g. 26 or TC); bad input raises."""
+    def get_code(self, text: str, dos: dt.date | None = None, modifier: str = "",
+                 zip_code: str = "", locality: str = "") -> CodeReport:
+        """Facts for one code (and a priced modifier's row, e.g. 26 or TC), priced in a
+        locality when a ZIP code or locality is named; bad input raises."""
         snap = self._snapshot
         code = self._resolve(text, snap)
+        place = snap.data.localities.resolve(zip_code, locality)
         modifier = modifier.strip().upper()
-        report = self._report(code, dos, snap, modifier)
+        report = self._report(code, dos, snap, modifier, place)
         if modifier and report.facts["pfs_row_modifier"] != modifier:
             rows = ", ".join(report.facts["modifier_rows"]) or "none"
             raise InvalidInputError(
@@ -198,7 +203,8 @@ class Engine:
                 reason="MODIFIER_NOT_PRICED")
         return report
 
-    def batch_get(self, texts: list[str], dos: dt.date | None = None) -> list[CodeReport]:
+    def batch_get(self, texts: list[str], dos: dt.date | None = None, zip_code: str = "",
+                  locality: str = "") -> list[CodeReport]:
         """Several codes in request order; the whole batch fails on the first bad code."""
         if not texts:
             raise InvalidInputError("at least one code is required", "codes")
@@ -206,6 +212,7 @@ class Engine:
             raise InvalidInputError(f"at most {limits.BATCH_MAX_CODES} codes per batch", "codes",
                                     {"count": str(len(texts)), "limit": str(limits.BATCH_MAX_CODES)})
         snap = self._snapshot
+        place = snap.data.localities.resolve(zip_code, locality)
         resolved = []
         for index, text in enumerate(texts):
             try:
@@ -216,7 +223,7 @@ class Engine:
             except CodeNotFoundError as error:
                 error.metadata["index"] = str(index)
                 raise
-        return [self._report(c, dos, snap) for c in resolved]
+        return [self._report(c, dos, snap, place=place) for c in resolved]
 
     def list_codes(self, page_size: int, page_token: str, category: str = "",
                    dos: dt.date | None = None) -> tuple[list[CodeReport], str, int]:
@@ -243,10 +250,12 @@ class Engine:
         """One intent's answer text for a code."""
         return render(self._snapshot.ruleset.templates[intent], report.facts)
 
-    def faq(self, text: str, dos: dt.date | None = None) -> tuple[CodeReport, list[AnswerResult]]:
-        """Every FAQ entry whose condition holds for the code."""
+    def faq(self, text: str, dos: dt.date | None = None, zip_code: str = "",
+            locality: str = "") -> tuple[CodeReport, list[AnswerResult]]:
+        """Every FAQ entry whose condition holds for the code (priced in a place, if named)."""
         snap = self._snapshot
-        report = self._report(self._resolve(text, snap), dos, snap)
+        code = self._resolve(text, snap)
+        report = self._report(code, dos, snap, place=snap.data.localities.resolve(zip_code, locality))
         entries = []
         for entry in snap.ruleset.faq:
             if not entry.applies_when.evaluate(report.facts):

@@ -7,6 +7,7 @@ CptrulesError
  ├── CodeNotFoundError          well-formed, but no loaded source knows it (NOT_FOUND)
  ├── RuleFileErrors             one or more rule-file problems, each with file:line (FAILED_PRECONDITION)
  ├── RuleEvaluationError        a rule failed while evaluating (FAILED_PRECONDITION)
+ ├── ZipNeedsPlusFourError      a ZIP code that spans localities (FAILED_PRECONDITION)
  └── DataImportError            a data file was refused, with line and column (FAILED_PRECONDITION)
 """
 
@@ -148,3 +149,19 @@ class DataImportError(CptrulesError):
         )
         self.problem = problem
         self.path = path
+
+
+class ZipNeedsPlusFourError(CptrulesError):
+    """A ZIP code CMS prices by ZIP+4: which locality applies depends on the last four digits."""
+
+    reason = "ZIP_NEEDS_PLUS_FOUR"
+
+    def __init__(self, zip_code: str, candidates: list[str], field: str = "zip_code") -> None:
+        super().__init__(
+            f"ZIP {zip_code} spans more than one payment locality: CMS prices it by ZIP+4, and the "
+            f"ZIP+4 file is not loaded. Name the locality instead; candidates: {', '.join(candidates)}",
+            {"zip_code": zip_code, "candidates": ",".join(candidates), "field": field},
+        )
+        self.zip_code = zip_code
+        self.candidates = candidates
+        self.field = field

@@ -45,8 +45,11 @@ FIELDS = (
     ("asst", "ASST SURG"), ("co", "CO- SURG"), ("team", "TEAM SURG"), ("endo", "ENDO BASE"),
     ("cf", "CONV FACTOR"), ("supv", "PHYSICIAN SUPERVISION OF DIAGNOSTIC PROCEDURES"),
     ("pric", "PRIC IND"),
+    # The global package's shares (modifiers 54/55/56) and the imaging family (MULT PROC 4).
+    ("pre", "PRE OP"), ("intra", "INTRA OP"), ("post", "POST OP"),
+    ("dif", "DIAGNOSTIC IMAGING FAMILY INDICATOR"),
 )
-NUMERIC = {"work", "nf_pe", "f_pe", "mp", "nf_total", "f_total", "cf"}
+NUMERIC = {"work", "nf_pe", "f_pe", "mp", "nf_total", "f_total", "cf", "pre", "intra", "post"}
 STATUS_CODES = set("ABCDEFGHIJMNPRTX")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 _CODE = re.compile(r"^[0-9A-Z]{5}$")
