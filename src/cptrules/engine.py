@@ -18,7 +18,7 @@ from typing import Any
 from . import limits
 from .answers.templates import render
 from .codes import normalise_code
-from .data.locality import Place
+from .data.locality import LocalityInfo, Place
 from .data.store import CodeData
 from .embedded import default_data_dir, default_rules_dir
 from .errors import (CodeNotFoundError, InvalidInputError, MalformedCodeError,
@@ -243,6 +243,29 @@ class Engine:
         more = start + size < len(codes)
         token = _make_token(page[-1], self._token_key, snap.ruleset.revision, category) if more and page else ""
         return [self._report(c, dos, snap) for c in page], token, len(codes)
+
+    def list_localities(self, page_size: int, page_token: str, state: str = "",
+                        dos: dt.date | None = None) -> tuple[list[LocalityInfo], str, int]:
+        """A page of payment localities in id order, optionally of one state; tokens as ListCodes'."""
+        if page_size < 0:
+            raise InvalidInputError("page_size must not be negative", "page_size")
+        state = state.strip().upper()
+        snap = self._snapshot
+        places = snap.data.localities
+        if state and state not in {loc.state for loc in places.names().values()}:
+            raise InvalidInputError(f"{state!r} is not the two-letter state of any loaded locality",
+                                    "state", {"state": state}, reason="UNKNOWN_STATE")
+        size = min(page_size or limits.PAGE_SIZE_DEFAULT, limits.PAGE_SIZE_MAX)
+        scope = f"localities:{state}"
+        after = _read_token(page_token, self._token_key, snap.ruleset.revision, scope) if page_token else ""
+        release = snap.data.release_for(dos or self.clock())
+        year = release.year if release is not None and release.year in places.gpci else max(places.gpci, default=0)
+        ids = sorted(k for k, v in places.names().items() if not state or v.state == state)
+        start = next((i for i, k in enumerate(ids) if k > after), len(ids)) if after else 0
+        page = ids[start:start + size]
+        more = start + size < len(ids)
+        token = _make_token(page[-1], self._token_key, snap.ruleset.revision, scope) if more and page else ""
+        return [places.info(k, year) for k in page], token, len(ids)
 
     # -- answers ---------------------------------------------------------------
 

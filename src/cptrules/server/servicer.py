@@ -69,11 +69,13 @@ class CodeRulesServicer(code_rules_service_pb2_grpc.CodeRulesServiceServicer):
 
     @_guarded
     def GetCode(self, request: Any, context: grpc.ServicerContext) -> code_pb2.Code:
-        return convert.code(self.engine.get_code(request.code, _date(request), request.modifier))
+        return convert.code(self.engine.get_code(request.code, _date(request), request.modifier,
+                                                 request.zip_code, request.locality))
 
     @_guarded
     def BatchGetCodes(self, request: Any, context: grpc.ServicerContext) -> Any:
-        reports = self.engine.batch_get(list(request.codes), _date(request))
+        reports = self.engine.batch_get(list(request.codes), _date(request), request.zip_code,
+                                        request.locality)
         return service_pb2.BatchGetCodesResponse(codes=[convert.code(r) for r in reports])
 
     @_guarded
@@ -93,6 +95,13 @@ class CodeRulesServicer(code_rules_service_pb2_grpc.CodeRulesServiceServicer):
     @_guarded
     def AnswerQuestion(self, request: Any, context: grpc.ServicerContext) -> code_pb2.Answer:
         return convert.answer(self.engine.answer(request.question, _date(request)))
+
+    @_guarded
+    def ListLocalities(self, request: Any, context: grpc.ServicerContext) -> Any:
+        found, token, total = self.engine.list_localities(
+            request.page_size, request.page_token, request.state, _date(request))
+        return service_pb2.ListLocalitiesResponse(localities=[convert.locality(i) for i in found],
+                                                  next_page_token=token, total_size=total)
 
     @_guarded
     def GetRuleset(self, request: Any, context: grpc.ServicerContext) -> code_pb2.Ruleset:
