@@ -18,14 +18,15 @@ from typing import Any
 from . import limits
 from .answers.templates import render
 from .codes import normalise_code
-from .data.locality import LocalityInfo, Place
+from .data.locality import LocalityInfo, Place, display_name
 from .data.store import CodeData
 from .embedded import default_data_dir, default_rules_dir
 from .errors import (CodeNotFoundError, InvalidInputError, MalformedCodeError,
-                     QuestionTooLongError, RuleFileErrors, RuleProblem)
+                     QuestionTooLongError, RuleFileErrors, RuleProblem, ZipNeedsPlusFourError)
 from .evaluate import Evaluation, evaluate
 from .provenance import DataSource, Provenance
 from .questions.matcher import NO_INTENT, Interpretation, interpret, normalise_question
+from .questions.places import PlaceFinder, PlaceMention
 from .ruleset import Ruleset, load_ruleset
 from .ruleset.check import (TestReport, classify, data_problems, phrasebook_problems,
                              run_rule_tests, test_problems)
@@ -298,7 +299,7 @@ class Engine:
         """How the phrasebook reads a question (for `ask --explain`)."""
         snap = self._snapshot
         return interpret(question, snap.ruleset.phrasebook,
-                         lambda c: bool(self.category_of(c, snap)[0]), self.clock())
+                         lambda c: bool(self.category_of(c, snap)[0]), self.clock(), _place_finder(snap.data))
 
     def answer(self, question: str, dos: dt.date | None = None) -> AnswerResult:
         """Answer a free-text question, or say precisely what is missing."""
@@ -307,7 +308,8 @@ class Engine:
             raise QuestionTooLongError(len(text), limits.QUESTION_MAX_CHARS)
         snap = self._snapshot
         book = snap.ruleset.phrasebook
-        reading = interpret(text, book, lambda c: bool(self.category_of(c, snap)[0]), self.clock())
+        reading = interpret(text, book, lambda c: bool(self.category_of(c, snap)[0]), self.clock(),
+                            _place_finder(snap.data))
         found = reading.extraction
         day = dos or found.date_of_service
         matched = tuple(f"{book.path}:{cue.line} {cue.intent} {cue.text!r}"
@@ -351,14 +353,15 @@ class Engine:
         single = reading.intent in book.source_formats
         subjects = known[:1] if single else known[:limits.ANSWER_MAX_CODES]
         modifiers = dict(found.modifiers)
-        reports = [self._report(c, day, snap, modifiers.get(c, "")) for c in subjects]
+        place, place_note = _place_of(found.place, snap.data)
+        reports = [self._report(c, day, snap, modifiers.get(c, ""), place) for c in subjects]
         template = snap.ruleset.templates[reading.intent]
         parts = [render(template, r.facts) for r in reports]
         if len(parts) > 1:
             parts = [text if text.startswith((r.code, r.facts["code_label"])) else f"{r.facts['code_label']}: {text}"
                      for r, text in zip(reports, parts)]
         body = "\n\n".join(parts)
-        notes = []
+        notes = [place_note] if place_note else []
         if unknown:
             notes.append(f"{', '.join(unknown)}: not in any loaded source")
         if not single and len(known) > len(subjects):
@@ -389,6 +392,31 @@ class Engine:
 
     def sources(self) -> list[DataSource]:
         return self._snapshot.data.sources()
+
+
+def _place_finder(data: CodeData) -> PlaceFinder | None:
+    """The question matcher's view of the loaded localities, built once per data load."""
+    places = data.localities
+    if not places.gpci:
+        return None
+    if places.question_places is None:
+        places.question_places = PlaceFinder(places.names(), places.state_names(), places.counties)
+    return places.question_places
+
+
+def _place_of(mention: PlaceMention | None, data: CodeData) -> tuple[Place | None, str]:
+    """The locality a question names, or why it names none precisely (said in the answer)."""
+    if mention is None:
+        return None, ""
+    if mention.locality or mention.zip_code:
+        try:
+            return data.localities.resolve(zip_code=mention.zip_code, locality=mention.locality), ""
+        except (InvalidInputError, ZipNeedsPlusFourError) as error:
+            return None, error.message
+    names = data.localities.names()
+    listed = ", ".join(f"{k} {display_name(names[k].name)}" for k in mention.state_localities)
+    return None, (f"{mention.text.title()} has {len(mention.state_localities)} Medicare payment "
+                  f"localities ({listed}): name one, or give a ZIP code")
 
 
 def _help_text(book: Any) -> str:

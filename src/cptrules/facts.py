@@ -91,6 +91,7 @@ BASE_FACTS: dict[str, FactSpec] = {
     # LOCCO, OPPS cap and anesthesia files). Empty when it names none.
     "locality_id": _s("MAC-locality, e.g. 01112-05; empty when the request names no place."),
     "locality_name": _s("CMS's locality name, e.g. MANHATTAN."),
+    "locality_label": _s("The locality name as a person writes it, e.g. Rest of Texas."),
     "locality_state": _s("Two-letter state of the locality."),
     "locality_mac": _s("Medicare Administrative Contractor number, e.g. 13202."),
     "locality_number": _s("Locality number within the MAC, e.g. 01."),

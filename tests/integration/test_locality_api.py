@@ -79,7 +79,7 @@ def test_zip_needing_plus_four_names_the_candidates(stub):
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     failure = _details(caught.value, error_details_pb2.PreconditionFailure)
     subjects = [v.subject for v in failure.violations]
-    assert subjects[0] == "locality/04412-11 (Dallas)" and "locality/04412-99 (Rest Of Texas)" in subjects
+    assert subjects[0] == "locality/04412-11 (Dallas)" and "locality/04412-99 (Rest of Texas)" in subjects
     # Naming the locality as well settles it.
     code = stub.GetCode(svc.GetCodeRequest(code="99213", zip_code="75019", locality="04412-11",
                                            date_of_service=NOV_2025))

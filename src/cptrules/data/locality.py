@@ -34,6 +34,19 @@ _YEAR_IN_NAME = re.compile(r"(?<!\d)(20\d{2})(?!\d)|^(\d{2})(?=[A-Z])", re.IGNOR
 _ZIP5 = re.compile(r"^([A-Z]{2})(\d{5})(\d{5})(\d{2})([ RB])(..)(.)(..)([01])(.)(.)(.{52})(\d{4}[1-4])$")
 
 
+_KEEP_UPPER = {"NYC", "DC", "MD", "VA", "NJ", "TX", "NY", "II"}
+
+
+def display_name(name: str) -> str:
+    """CMS's upper-case locality name as a person writes it: REST OF TEXAS → Rest of Texas."""
+    def word(match: re.Match[str]) -> str:
+        text = match.group(0)
+        if text in _KEEP_UPPER:
+            return text
+        return text.lower() if text in {"OF", "AND"} else text.capitalize()
+    return re.sub(r"[A-Za-z]+", word, name).replace("Cnty", "County").replace("Cntys", "Counties")
+
+
 def locality_id(mac: str, number: str) -> str:
     """The key used everywhere: five-digit MAC, dash, two-digit locality (01112-05)."""
     return f"{int(mac):05d}-{int(number):02d}"
@@ -347,6 +360,7 @@ class LocalityData:
     cap_files: dict[int, dict[str, Any]] = field(default_factory=dict)
     anes: dict[int, dict[str, float]] = field(default_factory=dict)
     files: list[dict[str, Any]] = field(default_factory=list)
+    question_places: Any = field(default=None, repr=False, compare=False)  # built on first question
 
     def add(self, payload: dict[str, Any]) -> None:
         """Take in one compact file's content (a later file of the same key replaces it)."""
@@ -431,6 +445,12 @@ class LocalityData:
             place = Place(entry.locality, entry.zip5, entry.rural)
         return place
 
+    def state_names(self) -> dict[str, str]:
+        """Full state names (county file) → two-letter states (GPCI file)."""
+        names = self.names()
+        return {state.strip(): names[key].state for key, rows in self.counties.items() if key in names
+                for state, _, _ in rows}
+
     def counties_of(self, key: str) -> str:
         return "; ".join(f"{area.title()}: {counties.title()}" for _, area, counties in self.counties.get(key, []))
 
@@ -447,7 +467,7 @@ class LocalityData:
         names = self.names()
         state = names[entry.locality].state if entry.locality in names else entry.state
         others = sorted(k for k, v in names.items() if v.state == state and k != entry.locality)
-        return [f"{k} ({names[k].name.title()})" if k in names else k for k in [entry.locality, *others]]
+        return [f"{k} ({display_name(names[k].name)})" if k in names else k for k in [entry.locality, *others]]
 
     def place_facts(self, facts: dict[str, Any], place: Place, code: str) -> list[DataSource]:
         """Add a place's facts for the fee-schedule release year; return the files used."""
@@ -455,7 +475,8 @@ class LocalityData:
         named = self.gpci.get(year, {}).get(place.id) or self.names().get(place.id)
         if named is None:
             return []
-        facts.update(locality_id=place.id, locality_name=named.name, locality_state=named.state,
+        facts.update(locality_id=place.id, locality_name=named.name, locality_label=display_name(named.name),
+                     locality_state=named.state,
                      locality_mac=named.mac, locality_number=named.number, locality_zip=place.zip5,
                      locality_rural=place.rural,
                      locality_counties=self.counties_of(place.id))
