@@ -144,6 +144,18 @@ def cmd_import_hcpcs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_locality(args: argparse.Namespace) -> int:
+    """One command for the five locality files: each is recognised by its header, so a user
+    can pass the whole unzipped RVU and ZIP packages' locality files at once."""
+    from .data.locality import import_locality_file, write_locality_file
+
+    imported = [import_locality_file(path, args.year) for path in args.files]  # all checked first
+    for item in imported:
+        target = write_locality_file(item, args.data_dir)
+        print(f"imported {item.kind} {item.key} (CY {item.payload['year']}) → {target}")
+    return 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     from .data.store import list_imports, remove_import
 
@@ -202,7 +214,7 @@ def _print_trace(provenance: Any) -> None:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     engine = _engine(args, check_data=False)
-    report = engine.get_code(args.code, args.date)
+    report = engine.get_code(args.code, args.date, zip_code=args.zip_code, locality=args.locality)
     for key in sorted(report.facts):
         print(f"{key} = {report.facts[key]!r}")
     print()
@@ -214,7 +226,7 @@ def cmd_faq(args: argparse.Namespace) -> int:
     from .faqpage import faq_document, faq_jsonld, faq_markdown
 
     engine = _engine(args, check_data=False)
-    report, entries = engine.faq(args.code, args.date)
+    report, entries = engine.faq(args.code, args.date, zip_code=args.zip_code, locality=args.locality)
     if args.format == "json":
         print(json.dumps(faq_document(report, entries), indent=2))
     elif args.format == "jsonld":
@@ -360,6 +372,17 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "faq":
             p.add_argument("--format", choices=["text", "json", "jsonld", "markdown"], default="text")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("import-locality", help="import CMS locality files (GPCI, ZIP5, LOCCO, "
+                                               "OPPSCAP, ANES), each recognised by its header")
+    p.add_argument("files", type=Path, nargs="+")
+    p.add_argument("--data-dir", type=Path, default=Path("cptrules-data"))
+    p.add_argument("--year", type=int, help="calendar year, for files that do not state it (OPPSCAP)")
+    p.set_defaults(func=cmd_import_locality)
+    for name in ("explain", "faq"):
+        sub.choices[name].add_argument("--zip", dest="zip_code", default="",
+                                       help="price in the locality of this ZIP code (5 digits or ZIP+4)")
+        sub.choices[name].add_argument("--locality", default="", help="price in this locality, e.g. 01112-05")
 
     p = sub.add_parser("data", help="list or remove imported files in a data directory")
     p.add_argument("action", choices=["list", "remove"])

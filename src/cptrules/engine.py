@@ -17,13 +17,15 @@ from cachetools import LRUCache
 
 from .answers.templates import render
 from .codes import normalise_code
+from .data.locality import LocalityInfo, Place, display_name
 from .data.store import CodeData
 from .embedded import default_data_dir, default_rules_dir
 from .errors import (CodeNotFoundError, InvalidInputError, MalformedCodeError,
-                     QuestionTooLongError, RuleFileErrors, RuleProblem)
+                     QuestionTooLongError, RuleFileErrors, RuleProblem, ZipNeedsPlusFourError)
 from .evaluate import Evaluation, Firing, evaluate
 from .provenance import DataSource, Provenance
 from .questions.matcher import NO_INTENT, Interpretation, interpret, normalise_question
+from .questions.places import PlaceFinder, PlaceMention
 from .ruleset import Ruleset, load_ruleset
 from .ruleset.check import (TestReport, classify, data_problems, phrasebook_problems,
                              run_rule_tests, test_problems)
@@ -122,6 +124,16 @@ class Snapshot:
     def codes_in(self, category: str) -> tuple[str, ...]:
         """The snapshot's codes of one category, in code order."""
         return self.index_categories().get(category, ())
+
+
+@dataclass(frozen=True)
+class LocalityPage:
+    """One page of the locality listing; `next_after` is the cursor for the next page."""
+
+    localities: list[Any]
+    next_after: str
+    total: int
+    revision: str
 
 
 @dataclass(frozen=True)
@@ -254,30 +266,35 @@ class Engine:
             raise CodeNotFoundError(code, label, snap.data.source_names())
         return code
 
-    def _report(self, code: str, dos: dt.date | None, snap: Snapshot, modifier: str = "") -> CodeReport:
+    def _report(self, code: str, dos: dt.date | None, snap: Snapshot, modifier: str = "",
+                place: Place | None = None) -> CodeReport:
         """A code's report on a date: from its date class when that was computed before."""
         day = (dos or self.clock()).isoformat()
         timeline = snap.timeline
         assert timeline is not None
-        key = timeline.date_class(code, modifier, day)
+        variant = (modifier, place)
+        key = timeline.date_class(code, variant, day)
         if key is not None:
             known = snap.reports.get(key)
             if known is not None:
                 return known.on(day)
-        base, used = snap.data.base_facts(code, dt.date.fromisoformat(day), modifier)
+        base, used = snap.data.base_facts(code, dt.date.fromisoformat(day), modifier, place)
         evaluation = evaluate(snap.ruleset, base)
         provenance = Provenance(evaluation.fired, tuple(used), snap.ruleset.revision, day)
         report = CodeReport(code, evaluation.facts, evaluation, provenance)
-        timeline.remember(code, modifier, day, evaluation.facts)
-        snap.reports.put(timeline.date_class(code, modifier, day), report)
+        timeline.remember(code, variant, day, evaluation.facts)
+        snap.reports.put(timeline.date_class(code, variant, day), report)
         return report
 
-    def get_code(self, text: str, dos: dt.date | None = None, modifier: str = "") -> CodeReport:
-        """Facts for one code (and a priced modifier's row, e.g. 26 or TC); bad input raises."""
+    def get_code(self, text: str, dos: dt.date | None = None, modifier: str = "",
+                 zip_code: str = "", locality: str = "") -> CodeReport:
+        """Facts for one code (and a priced modifier's row, e.g. 26 or TC), priced in a
+        locality when a ZIP code or locality is named; bad input raises."""
         snap = self._snapshot
         code = self._resolve(text, snap)
+        place = snap.data.localities.resolve(zip_code, locality)
         modifier = modifier.strip().upper()
-        report = self._report(code, dos, snap, modifier)
+        report = self._report(code, dos, snap, modifier, place)
         if modifier and report.facts["pfs_row_modifier"] != modifier:
             rows = ", ".join(report.facts["modifier_rows"]) or "none"
             raise InvalidInputError(
@@ -286,7 +303,8 @@ class Engine:
                 reason="MODIFIER_NOT_PRICED")
         return report
 
-    def batch_get(self, texts: list[str], dos: dt.date | None = None) -> list[CodeReport]:
+    def batch_get(self, texts: list[str], dos: dt.date | None = None, zip_code: str = "",
+                  locality: str = "") -> list[CodeReport]:
         """Several codes in request order; the whole batch fails on the first bad code."""
         if not texts:
             raise InvalidInputError("at least one code is required", "codes")
@@ -294,6 +312,7 @@ class Engine:
             raise InvalidInputError(f"at most {limits.BATCH_MAX_CODES} codes per batch", "codes",
                                     {"count": str(len(texts)), "limit": str(limits.BATCH_MAX_CODES)})
         snap = self._snapshot
+        place = snap.data.localities.resolve(zip_code, locality)
         resolved = []
         for index, text in enumerate(texts):
             try:
@@ -304,7 +323,7 @@ class Engine:
             except CodeNotFoundError as error:
                 error.metadata["index"] = str(index)
                 raise
-        return [self._report(c, dos, snap) for c in resolved]
+        return [self._report(c, dos, snap, place=place) for c in resolved]
 
     def list_codes(self, page_size: int, after: str = "", category: str = "",
                    dos: dt.date | None = None, revision: str = "") -> CodePage:
@@ -327,16 +346,43 @@ class Engine:
         return CodePage([self._report(c, dos, snap) for c in page], page[-1] if more and page else "",
                         len(codes), snap.ruleset.revision)
 
+    def list_localities(self, page_size: int, after: str = "", state: str = "",
+                        dos: dt.date | None = None, revision: str = "") -> LocalityPage:
+        """A page of payment localities in id order, optionally of one state, starting after the
+        locality id `after`; a cursor from another ruleset revision is refused, as ListCodes'."""
+        if page_size < 0:
+            raise InvalidInputError("page_size must not be negative", "page_size")
+        state = state.strip().upper()
+        snap = self._snapshot
+        if revision and revision != snap.ruleset.revision:
+            raise InvalidInputError("page_token belongs to another ruleset revision; start again "
+                                    "without it", "page_token", reason="INVALID_PAGE_TOKEN")
+        places = snap.data.localities
+        if state and state not in {loc.state for loc in places.names().values()}:
+            raise InvalidInputError(f"{state[:8]!r} is not the two-letter state of any loaded locality",
+                                    "state", {"state": state[:8]}, reason="UNKNOWN_STATE")
+        size = min(page_size or limits.PAGE_SIZE_DEFAULT, limits.PAGE_SIZE_MAX)
+        release = snap.data.release_for(dos or self.clock())
+        year = release.year if release is not None and release.year in places.gpci else max(places.gpci, default=0)
+        ids = sorted(k for k, v in places.names().items() if not state or v.state == state)
+        start = bisect.bisect_right(ids, after) if after else 0
+        page = ids[start:start + size]
+        more = start + size < len(ids)
+        return LocalityPage([places.info(k, year) for k in page], page[-1] if more and page else "",
+                            len(ids), snap.ruleset.revision)
+
     # -- answers ---------------------------------------------------------------
 
     def render(self, intent: str, report: CodeReport) -> str:
         """One intent's answer text for a code."""
         return render(self._snapshot.ruleset.templates[intent], report.facts)
 
-    def faq(self, text: str, dos: dt.date | None = None) -> tuple[CodeReport, list[AnswerResult]]:
-        """Every FAQ entry whose condition holds for the code."""
+    def faq(self, text: str, dos: dt.date | None = None, zip_code: str = "",
+            locality: str = "") -> tuple[CodeReport, list[AnswerResult]]:
+        """Every FAQ entry whose condition holds for the code (priced in a place, if named)."""
         snap = self._snapshot
-        report = self._report(self._resolve(text, snap), dos, snap)
+        code = self._resolve(text, snap)
+        report = self._report(code, dos, snap, place=snap.data.localities.resolve(zip_code, locality))
         entries = []
         for entry in snap.ruleset.faq:
             if not entry.applies_when.evaluate(report.facts):
@@ -356,7 +402,7 @@ class Engine:
         """How the phrasebook reads a question (for `ask --explain`)."""
         snap = self._snapshot
         return interpret(question, snap.ruleset.phrasebook,
-                         lambda c: bool(self.category_of(c, snap)[0]), self.clock())
+                         lambda c: bool(self.category_of(c, snap)[0]), self.clock(), _place_finder(snap.data))
 
     def answer(self, question: str, dos: dt.date | None = None) -> AnswerResult:
         """Answer a free-text question, or say precisely what is missing. Questions repeat:
@@ -380,7 +426,8 @@ class Engine:
             raise QuestionTooLongError(len(text), limits.QUESTION_MAX_CHARS)
         question = limits.echo(question)  # what the answer repeats back
         book = snap.ruleset.phrasebook
-        reading = interpret(text, book, lambda c: bool(self.category_of(c, snap)[0]), self.clock())
+        reading = interpret(text, book, lambda c: bool(self.category_of(c, snap)[0]), self.clock(),
+                            _place_finder(snap.data))
         found = reading.extraction
         day = dos or found.date_of_service
         matched = tuple(f"{book.path}:{cue.line} {cue.intent} {cue.text!r}"
@@ -425,14 +472,15 @@ class Engine:
         single = reading.intent in book.source_formats
         subjects = known[:1] if single else known[:limits.ANSWER_MAX_CODES]
         modifiers = dict(found.modifiers)
-        reports = [self._report(c, day, snap, modifiers.get(c, "")) for c in subjects]
+        place, place_note = _place_of(found.place, snap.data)
+        reports = [self._report(c, day, snap, modifiers.get(c, ""), place) for c in subjects]
         template = snap.ruleset.templates[reading.intent]
         parts = [render(template, r.facts) for r in reports]
         if len(parts) > 1:
             parts = [text if text.startswith((r.code, r.facts["code_label"])) else f"{r.facts['code_label']}: {text}"
                      for r, text in zip(reports, parts)]
         body = "\n\n".join(parts)
-        notes = []
+        notes = [place_note] if place_note else []
         if unknown:
             notes.append(f"{', '.join(unknown)}: not in any loaded source")
         if not single and len(known) > len(subjects):
@@ -475,6 +523,31 @@ class Engine:
 def _long(iso: str) -> str:
     day = dt.date.fromisoformat(iso)
     return f"{day:%B} {day.day}, {day.year}"
+
+
+def _place_finder(data: CodeData) -> PlaceFinder | None:
+    """The question matcher's view of the loaded localities, built once per data load."""
+    places = data.localities
+    if not places.gpci:
+        return None
+    if places.question_places is None:
+        places.question_places = PlaceFinder(places.names(), places.state_names(), places.counties)
+    return places.question_places
+
+
+def _place_of(mention: PlaceMention | None, data: CodeData) -> tuple[Place | None, str]:
+    """The locality a question names, or why it names none precisely (said in the answer)."""
+    if mention is None:
+        return None, ""
+    if mention.locality or mention.zip_code:
+        try:
+            return data.localities.resolve(zip_code=mention.zip_code, locality=mention.locality), ""
+        except (InvalidInputError, ZipNeedsPlusFourError) as error:
+            return None, error.message
+    names = data.localities.names()
+    listed = ", ".join(f"{k} {display_name(names[k].name)}" for k in mention.state_localities)
+    return None, (f"{mention.text.title()} has {len(mention.state_localities)} Medicare payment "
+                  f"localities ({listed}): name one, or give a ZIP code")
 
 
 def _help_text(book: Any) -> str:

@@ -9,6 +9,7 @@ CptrulesError
  ├── RuleEvaluationError        a rule failed while evaluating (FAILED_PRECONDITION)
  │    └── TemplateRenderError   an answer template failed while rendering
  │         └── TemplateBudgetError  ... because it went past its cost limits
+ ├── ZipNeedsPlusFourError      a ZIP code that spans localities (FAILED_PRECONDITION)
  ├── DataImportError            a data file was refused, with line and column (FAILED_PRECONDITION)
  └── DataFileError              a stored data file or data directory cannot be loaded
 """
@@ -183,3 +184,19 @@ class DataFileError(CptrulesError):
         super().__init__(f"{path}: {problem}", {"file": path})
         self.path = path
         self.problem = problem
+
+
+class ZipNeedsPlusFourError(CptrulesError):
+    """A ZIP code CMS prices by ZIP+4: which locality applies depends on the last four digits."""
+
+    reason = "ZIP_NEEDS_PLUS_FOUR"
+
+    def __init__(self, zip_code: str, candidates: list[str], field: str = "zip_code") -> None:
+        super().__init__(
+            f"ZIP {zip_code} spans more than one payment locality: CMS prices it by ZIP+4, and the "
+            f"ZIP+4 file is not loaded. Name the locality instead; candidates: {', '.join(candidates)}",
+            {"zip_code": zip_code, "candidates": ",".join(candidates), "field": field},
+        )
+        self.zip_code = zip_code
+        self.candidates = candidates
+        self.field = field

@@ -8,6 +8,8 @@ CODE_MAX_CHARS = 64
 ANSWER_MAX_CODES = 3
 MODIFIER_MAX_CHARS = 8
 PAGE_TOKEN_MAX_CHARS = 512
+ZIP_MAX_CHARS = 10          # 12345 or 12345-6789
+LOCALITY_MAX_CHARS = 16     # MAC-locality, e.g. 01112-05
 # A request message larger than this is refused by the transport before it is parsed; every
 # request within the field limits above fits in a few kilobytes.
 REQUEST_MAX_BYTES = 64 * 1024

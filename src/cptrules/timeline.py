@@ -70,7 +70,7 @@ class Timeline:
         """Where a date falls among the data's boundaries."""
         return bisect.bisect_left(self.bounds, day), day in self._bounds_set
 
-    def remember(self, code: str, modifier: str, day: str, facts: dict[str, Any]) -> None:
+    def remember(self, code: str, modifier: Hashable, day: str, facts: dict[str, Any]) -> None:
         """Keep the values a code's date-reading rules compare the date with, for its segment."""
         if self.plans is None:
             return
@@ -80,8 +80,9 @@ class Timeline:
         if len(self._values) > self.LIMIT:
             self._values.popitem(last=False)
 
-    def date_class(self, code: str, modifier: str, day: str) -> Hashable | None:
-        """The class key of a code on a date; None until `remember` has seen its segment."""
+    def date_class(self, code: str, modifier: Hashable, day: str) -> Hashable | None:
+        """The class key of a code (with its modifier and place, any hashable) on a date;
+        None until `remember` has seen its segment."""
         if self.plans is None:
             return (code, modifier, day)
         segment = self.segment(day)

@@ -77,6 +77,40 @@ def answer_problems(engine: Engine, report: CodeReport) -> Iterator[str]:
                 yield f"{where} is_permanent: a yes from a rule that names no source"
 
 
+AMOUNTS = ("locality_non_facility_payment", "locality_facility_payment", "locality_non_facility_uncapped",
+           "locality_facility_uncapped", "payable_non_facility", "payable_facility",
+           "non_participating_non_facility", "non_participating_facility", "limiting_charge_non_facility",
+           "limiting_charge_facility", "bilateral_non_facility_amount", "bilateral_facility_amount",
+           "multiple_procedure_subsequent_non_facility", "multiple_procedure_subsequent_facility",
+           "assistant_non_facility_amount", "assistant_facility_amount", "assistant_npp_non_facility_amount",
+           "assistant_npp_facility_amount", "co_surgeon_non_facility_amount", "co_surgeon_facility_amount",
+           "surgical_care_only_non_facility", "surgical_care_only_facility", "postoperative_only_non_facility",
+           "postoperative_only_facility", "preoperative_only_non_facility", "preoperative_only_facility")
+PLACES = ("13202-01", "01112-05")  # Manhattan; San Francisco, where the OPPS cap bites
+
+
+def amount_problems(report: CodeReport) -> Iterator[str]:
+    """Locality and modifier amounts: none claimed where the release does not speak for the date
+    or the code is not paid from RVUs; a priced setting CMS marks NA stays unpriced; the OPPS
+    cap only lowers; a place never falls back to national figures."""
+    f = report.facts
+    where = f"{report.code} {f['date_of_service']} {f['locality_id'] or 'national'}"
+    claimed = [name for name in AMOUNTS if f[name] != 0.0]
+    if claimed and not (f["pfs_covers_date"] and f["has_national_payment"]):
+        yield f"{where}: amounts {claimed} where no amount may be claimed"
+    if f["locality_id"] and f["payment_basis"] == "national":
+        yield f"{where}: a named place answered with national figures"
+    if f["locality_payment_status"] == "priced":
+        for setting in ("non_facility", "facility"):
+            paid, uncapped = f[f"locality_{setting}_payment"], f[f"locality_{setting}_uncapped"]
+            if f[f"{setting}_na"] and paid:
+                yield f"{where}: a {setting} amount for a setting CMS marks NA"
+            if paid > uncapped or (paid < uncapped) != f[f"opps_cap_applied_{setting}"]:
+                yield f"{where}: the OPPS cap raised the {setting} amount or is misreported"
+            if (paid > 0) != (f[f"{setting}_payment"] > 0):
+                yield f"{where}: priced in the locality but not nationally, or the reverse ({setting})"
+
+
 def _stratified(engine: Engine, day: dt.date) -> list[str]:
     """One code per combination of the data that chooses template branches (read from the base
     facts, so choosing costs no evaluation), plus every catalogue code."""
@@ -105,6 +139,9 @@ def _check(engine: Engine, codes: list[str]) -> tuple[int, list[str]]:
             report = engine.get_code(code, day)
             answers += len(engine.ruleset.templates)
             problems += [f"[{label}] {p}" for p in answer_problems(engine, report)]
+            problems += [f"[{label}] {p}" for p in amount_problems(report)]
+            for place in PLACES:
+                problems += [f"[{label}] {p}" for p in amount_problems(engine.get_code(code, day, locality=place))]
     return answers, problems
 
 
@@ -138,3 +175,22 @@ def test_the_checker_catches_an_overstatement(engine, rules_copy):
     problems = list(answer_problems(loose, loose.get_code("0556T", DATES["after"])))
     assert any("no source that speaks for the date" in p for p in problems)
     assert any("claims validity" in p or "does not say so" in p for p in problems)
+
+
+def test_the_amount_checker_catches_a_claim_for_an_uncovered_date(engine, rules_copy):
+    """A locality rule that forgets pfs_covers_date is caught by the invariants."""
+    path = rules_copy / "locality_payment.yaml"
+    text = path.read_text()
+    text = text.replace("  - id: locality-no-release\n    when: \"!pfs_covers_date\"",
+                        "  - id: locality-no-release\n    when: \"false\"")
+    text = text.replace("  - id: locality-not-priced-by-rvus\n    when: \"!has_national_payment\"",
+                        "  - id: locality-not-priced-by-rvus\n    when: status_indicator != 'A'")
+    path.write_text(text)
+    from cptrules.engine import Snapshot
+    from cptrules.ruleset import load_ruleset
+
+    loose = Engine(Snapshot(ruleset=load_ruleset(rules_copy), data=engine.snapshot.data,
+                            rules_dir=rules_copy, data_dirs=(), codes=engine.snapshot.codes),
+                   engine.clock)
+    problems = list(amount_problems(loose.get_code("99213", DATES["after"], locality="13202-01")))
+    assert any("where no amount may be claimed" in p for p in problems), problems

@@ -18,7 +18,7 @@ import pytest
 from cptrules.cli import main
 from cptrules.data.files import CHECKSUM, content_checksum, data_files
 from cptrules.data.hcpcs import HcpcsFile
-from cptrules.data.pfs import PfsRelease, import_pfs_csv, write_release
+from cptrules.data.pfs import FIELDS, PfsRelease, import_pfs_csv, write_release
 from cptrules.data.store import CodeData, list_imports
 from cptrules.errors import DataFileError
 
@@ -57,7 +57,7 @@ DAMAGES = {
     "missing key": (lambda p: _store(p, _drop(_payload(p), "rows")), "'rows' is a required property"),
     "wrong type": (lambda p: _store(p, {**_payload(p), "year": "2026"}), "year: '2026' is not of type 'integer'"),
     "row too short": (lambda p: _store(p, _row_change(_payload(p), lambda rows: rows[3].pop())),
-                      "rows/3: 22 cells where fields lists 23"),
+                      f"rows/3: {len(FIELDS) - 1} cells where fields lists {len(FIELDS)}"),  # a 2026 file stores every field
     "cell of the wrong type": (lambda p: _store(p, _row_change(_payload(p), lambda rows: rows.__setitem__(
         1, rows[1][:4] + ["19.11"] + rows[1][5:]))), "rows/1: work is '19.11', not a finite number"),
     "checksum mismatch": (lambda p: _store(p, _row_change(_payload(p), lambda rows: rows[1].__setitem__(4, 99.0)),

@@ -54,9 +54,13 @@ FIELDS = (
     ("asst", "ASST SURG"), ("co", "CO- SURG"), ("team", "TEAM SURG"), ("endo", "ENDO BASE"),
     ("cf", "CONV FACTOR"), ("supv", "PHYSICIAN SUPERVISION OF DIAGNOSTIC PROCEDURES"),
     ("pric", "PRIC IND"),
+    # The global package's shares (modifiers 54/55/56) and the imaging family (MULT PROC 4).
+    ("pre", "PRE OP"), ("intra", "INTRA OP"), ("post", "POST OP"),
+    ("dif", "DIAGNOSTIC IMAGING FAMILY INDICATOR"),
 )
 RVUS = ("work", "nf_pe", "f_pe", "mp", "nf_total", "f_total")
-NUMERIC = {*RVUS, "cf"}
+SHARES = ("pre", "intra", "post")  # the global package's pre-, intra- and post-operative shares
+NUMERIC = {*RVUS, "cf", *SHARES}
 STATUS_CODES = set("ABCDEFGHIJMNPRTX")
 # The value sets of CMS's record layout (RVU25D.pdf, "PPRRVU" record and Attachment A).
 # PRIC IND (from 2026) has no published layout here; every row seen holds one digit.
@@ -77,11 +81,13 @@ VALUE_SETS: dict[str, tuple[frozenset[str], str]] = {
     "supv": (frozenset({"01", "02", "03", "04", "05", "06", "09", "21", "22", "66", "6A", "77", "7A"}),
              "a physician-supervision level (01-06, 09, 21, 22, 66, 6A, 77, 7A)"),
     "pric": (frozenset("0123456789"), "a PRIC IND value (one digit)"),
+    "dif": (frozenset({"88", "99"}), "a diagnostic imaging family indicator (88 or 99)"),
 }
 MAX_RVU = 999.99  # the layout's 999.99 picture
 CF_RANGE = (15.0, 100.0)  # every national conversion factor since 1992 lies well inside this
 TOTAL_TOLERANCE = 0.011  # totals are sums of parts each rounded to cents
 _RVU_CELL = re.compile(r"^\d{1,3}(\.\d{1,2})?$")
+_SHARE_CELL = re.compile(r"^[01](\.\d{1,2})?$|^\.\d{1,2}$")
 _CF_CELL = re.compile(r"^\d{1,3}\.\d{1,4}$")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 _CODE = re.compile(r"^(\d{5}|\d{4}[A-Z]|[A-Z]\d{4})$")
@@ -144,6 +150,10 @@ def _cell(key: str, cell: str) -> Any:
             raise ValueError(f"{cell} is not a plausible conversion factor "
                              f"({CF_RANGE[0]:g} to {CF_RANGE[1]:g} dollars)")
         return value
+    if key in SHARES:
+        if not _SHARE_CELL.match(cell) or float(cell) > 1.0:
+            raise ValueError(f"{cell[:40]!r} is not a share of the global package (0.00 to 1.00)")
+        return float(cell)
     # An RVU: CMS prints 0.00 to 999.99, never negative, never blank.
     if not _RVU_CELL.match(cell):
         if _NUMBER.match(cell) and cell.startswith("-"):

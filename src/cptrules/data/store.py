@@ -13,6 +13,7 @@ from ..provenance import DataSource
 from .catalogue import Catalogue
 from .files import SUFFIX, data_files
 from .hcpcs import HcpcsFile
+from .locality import LocalityData, Place
 from .pfs import PfsRelease
 
 
@@ -23,6 +24,7 @@ class CodeData:
     releases: list[PfsRelease] = field(default_factory=list)
     hcpcs_files: list[HcpcsFile] = field(default_factory=list)
     catalogue: Catalogue = field(default_factory=lambda: Catalogue(""))
+    localities: LocalityData = field(default_factory=LocalityData)
 
     @classmethod
     def load(cls, folders: list[Path]) -> CodeData:
@@ -46,8 +48,11 @@ class CodeData:
                 loaded = Catalogue.load(folder / "catalogue.yaml")
                 catalogue = Catalogue(loaded.version or catalogue.version,
                                       {**catalogue.entries, **loaded.entries})
+        localities = LocalityData()
+        for folder in folders:
+            LocalityData.load_folder(folder, localities)
         return cls(sorted(releases.values(), key=lambda r: (r.effective, r.key)),
-                   sorted(hcpcs.values(), key=lambda h: (h.effective, h.key)), catalogue)
+                   sorted(hcpcs.values(), key=lambda h: (h.effective, h.key)), catalogue, localities)
 
     def release_for(self, dos: dt.date) -> PfsRelease | None:
         """The release in force on a date of service, or None.
@@ -116,8 +121,8 @@ class CodeData:
             found.append(catalogue_source(self.catalogue))
         return found
 
-    def base_facts(self, code: str, dos: dt.date,
-                   modifier: str = "") -> tuple[dict[str, Any], list[DataSource]]:
+    def base_facts(self, code: str, dos: dt.date, modifier: str = "",
+                   place: Place | None = None) -> tuple[dict[str, Any], list[DataSource]]:
         """The base fact record for a code on a date, and the sources it drew on.
 
         The date of service is always a date: a request without one is answered for today,
@@ -125,7 +130,8 @@ class CodeData:
         the clock, so two dates of one date class get the same facts but the date itself). Fee-schedule facts come
         from the release in force when it speaks for the code, else from the newest earlier
         release that lists it, for reference, with pfs_covers_date false. With a modifier
-        that has its own row (26, TC, 53), the fee-schedule facts are that row's.
+        that has its own row (26, TC, 53), the fee-schedule facts are that row's. With a
+        place (a resolved ZIP or locality), the locality's GPCIs of the release's year join.
         """
         facts = empty_facts()
         facts.update(code=code, date_of_service=dos.isoformat(), modifier_requested=modifier)
@@ -160,6 +166,8 @@ class CodeData:
         if entry is not None:
             facts.update(entry.facts())
             used.append(catalogue_source(self.catalogue))
+        if place is not None:
+            used += self.localities.place_facts(facts, place, code)
         return facts, used
 
     @staticmethod
@@ -192,7 +200,13 @@ class CodeData:
                 non_facility_total_rvu=row["nf_total"], facility_total_rvu=row["f_total"],
                 non_facility_na=row["nf_na"] == "NA", facility_na=row["f_na"] == "NA",
                 global_days=row["global"], pctc_indicator=row["pctc"],
-                conversion_factor=row["cf"] or release.conversion_factor)
+                conversion_factor=row["cf"] or release.conversion_factor,
+                mult_proc_indicator=row["mult"], bilateral_indicator=row["bilat"],
+                assistant_indicator=row["asst"], co_surgeon_indicator=row["co"],
+                team_surgery_indicator=row["team"], endoscopic_base_code=row["endo"],
+                supervision_indicator=row["supv"], imaging_family_indicator=row["dif"],
+                pre_op_share=row["pre"] or 0.0, intra_op_share=row["intra"] or 0.0,
+                post_op_share=row["post"] or 0.0)
 
 
 def pfs_source(release: PfsRelease) -> DataSource:

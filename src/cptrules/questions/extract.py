@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..limits import DATE_MAX_YEAR, DATE_MIN_YEAR
+from .places import PlaceMention
 
 # A token: letters and digits, not part of a decimal ("M81.0"), money ("$12345")
 # or a longer identifier. Every quantifier is bounded, so matching is linear.
@@ -53,6 +54,7 @@ class Extraction:
     diagnosis_codes: tuple[str, ...] = ()
     unreadable_date: str = ""
     modifiers: tuple[tuple[str, str], ...] = ()  # (code, modifier) as written: 71046-TC, 0509T 26
+    place: PlaceMention | None = None  # where the service is done, when the question says
 
 
 def extract(text: str, is_code: Callable[[str], bool], prefixes: frozenset[str],

@@ -14,6 +14,7 @@ from rapidfuzz.distance import JaroWinkler
 
 from .extract import Extraction, extract
 from .phrasebook import Cue, Phrasebook, normalise_words
+from .places import PlaceFinder, find_zip
 
 NO_INTENT = "none"
 _CODEISH = re.compile(r"(?<![\w$.])[A-Za-z0-9]{3,10}(?![\w])(?!\.\d)")
@@ -121,11 +122,28 @@ def score(words: str, book: Phrasebook) -> tuple[dict[str, float], list[tuple[Cu
 
 
 def interpret(question: str, book: Phrasebook, is_code: Callable[[str], bool],
-              today: dt.date) -> Interpretation:
-    """Read a question: codes and date first, then the intent from the remaining words."""
+              today: dt.date, places: PlaceFinder | None = None) -> Interpretation:
+    """Read a question: codes, date and place first, then the intent from the remaining words.
+    A named place reads as the word "locality", so the phrasebook can weigh it."""
     text = normalise_question(question)
     extraction = extract(text, is_code, book.prefixes, book.modifiers, today)
-    words = _rewrite(normalise_words(_words_without_codes(text, extraction)), book)
+    mention, numbers = find_zip(text, extraction.codes, places.is_locality if places else None, book.modifiers)
+    if mention is None and places is not None:
+        mention = places.find(text)
+    if mention is not None or numbers:
+        extraction = dataclasses.replace(
+            extraction, place=mention, codes=tuple(c for c in extraction.codes if c not in numbers),
+            modifiers=tuple(m for m in extraction.modifiers if m[0] not in numbers))
+    words = normalise_words(_words_without_codes(text, extraction))
+    for number in numbers:
+        words = re.sub(rf"(?<![\w-]){number}(?:-\d{{2,4}})?(?![\w-])", " ", words)
+    if mention is not None:
+        # A named place reads as a word the phrasebook weighs: a locality or ZIP strongly, a state less.
+        if places is not None and not mention.zip_code and mention.text in words:
+            words = places.words_without(words)
+        else:
+            words = " ".join(words.split() + ["locality" if mention.locality or mention.zip_code else "localitystate"])
+    words = _rewrite(words, book)
     totals, matched = score(words, book)
     ranked = sorted(totals.items(), key=lambda kv: (-kv[1], book.intents.index(kv[0])))
     has_code = bool(extraction.codes or extraction.malformed)

@@ -8,6 +8,7 @@ from typing import Any
 
 from google.type import date_pb2
 
+from ..data.locality import LocalityInfo
 from ..engine import AnswerResult, CodeReport
 from ..provenance import DataSource, Provenance
 from ..ruleset import Ruleset
@@ -134,6 +135,10 @@ def code(report: CodeReport) -> code_pb2.Code:
         message.hcpcs.CopyFrom(entry)
     message.provenance.CopyFrom(provenance(report.provenance))
     message.date_of_service.CopyFrom(to_date(f["date_of_service"]))
+    if f["locality_id"]:
+        message.locality_payment.CopyFrom(locality_payment(f))
+    if f["on_fee_schedule"]:
+        message.payment_policy.CopyFrom(payment_policy(f))
     return message
 
 
@@ -162,3 +167,79 @@ def ruleset(rules: Ruleset, sources: list[DataSource], code_count: int) -> code_
     message.load_time.FromDatetime(rules.loaded_at)
     message.data_releases.extend(data_release(s) for s in sources)
     return message
+
+
+def locality(info: LocalityInfo) -> code_pb2.Locality:
+    loc = info.locality
+    return code_pb2.Locality(id=loc.id, mac=loc.mac, locality_number=loc.number, name=loc.name,
+                             state=loc.state, counties=info.counties, gpci_year=info.gpci_year,
+                             work_gpci=loc.work_gpci if info.gpci_year else 0.0,
+                             pe_gpci=loc.pe_gpci if info.gpci_year else 0.0,
+                             mp_gpci=loc.mp_gpci if info.gpci_year else 0.0,
+                             anesthesia_conversion_factor=info.anesthesia_conversion_factor)
+
+
+def locality_payment(f: dict[str, Any]) -> code_pb2.LocalityPayment:
+    """The locality facts and the amounts the locality rules computed."""
+    return code_pb2.LocalityPayment(
+        locality=code_pb2.Locality(
+            id=f["locality_id"], mac=f["locality_mac"], locality_number=f["locality_number"],
+            name=f["locality_name"], state=f["locality_state"], counties=f["locality_counties"],
+            gpci_year=f["gpci_year"], work_gpci=f["locality_work_gpci"], pe_gpci=f["locality_pe_gpci"],
+            mp_gpci=f["locality_mp_gpci"], anesthesia_conversion_factor=f["anesthesia_conversion_factor"]),
+        zip_code=f["locality_zip"], rural_indicator=f["locality_rural"],
+        status=f["locality_payment_status"], release=f["pfs_release"],
+        conversion_factor=f["conversion_factor"], gpci_source=f["gpci_release"],
+        non_facility_amount=f["locality_non_facility_payment"], facility_amount=f["locality_facility_payment"],
+        non_facility_uncapped=f["locality_non_facility_uncapped"],
+        facility_uncapped=f["locality_facility_uncapped"],
+        opps_cap_applied_non_facility=f["opps_cap_applied_non_facility"],
+        opps_cap_applied_facility=f["opps_cap_applied_facility"], opps_cap_source=f["opps_cap_release"],
+        non_participating_non_facility=f["non_participating_non_facility"] if f["payment_basis"] == "locality" else 0.0,
+        non_participating_facility=f["non_participating_facility"] if f["payment_basis"] == "locality" else 0.0,
+        limiting_charge_non_facility=f["limiting_charge_non_facility"] if f["payment_basis"] == "locality" else 0.0,
+        limiting_charge_facility=f["limiting_charge_facility"] if f["payment_basis"] == "locality" else 0.0)
+
+
+def payment_policy(f: dict[str, Any]) -> code_pb2.PaymentPolicy:
+    """The row's indicators with the meanings and amounts the policy rules set."""
+    ind = code_pb2.PolicyIndicator
+    return code_pb2.PaymentPolicy(
+        amount_basis=f["payment_basis"],
+        multiple_procedure=ind(indicator=f["mult_proc_indicator"], rule=f["multiple_procedure_rule"],
+                               meaning=f["multiple_procedure_meaning"],
+                               percent=f["multiple_procedure_subsequent_percent"],
+                               non_facility_amount=f["multiple_procedure_subsequent_non_facility"],
+                               facility_amount=f["multiple_procedure_subsequent_facility"]),
+        endoscopic_base_code=f["endoscopic_base_code"],
+        bilateral_surgery=ind(indicator=f["bilateral_indicator"], rule=f["bilateral_rule"],
+                              meaning=f["bilateral_meaning"], percent=f["bilateral_percent"],
+                              non_facility_amount=f["bilateral_non_facility_amount"],
+                              facility_amount=f["bilateral_facility_amount"]),
+        assistant_at_surgery=ind(indicator=f["assistant_indicator"], rule=f["assistant_rule"],
+                                 meaning=f["assistant_meaning"],
+                                 percent=16.0 if f["assistant_rule"] in ("paid", "with_documentation") else 0.0,
+                                 non_facility_amount=f["assistant_non_facility_amount"],
+                                 facility_amount=f["assistant_facility_amount"],
+                                 non_physician_non_facility_amount=f["assistant_npp_non_facility_amount"],
+                                 non_physician_facility_amount=f["assistant_npp_facility_amount"]),
+        co_surgeons=ind(indicator=f["co_surgeon_indicator"], rule=f["co_surgeon_rule"],
+                        meaning=f["co_surgeon_meaning"],
+                        percent=62.5 if f["co_surgeon_rule"] in ("permitted", "with_documentation") else 0.0,
+                        non_facility_amount=f["co_surgeon_non_facility_amount"],
+                        facility_amount=f["co_surgeon_facility_amount"]),
+        team_surgery=ind(indicator=f["team_surgery_indicator"], rule=f["team_surgery_rule"],
+                         meaning=f["team_surgery_meaning"]),
+        physician_supervision=ind(indicator=f["supervision_indicator"], meaning=f["supervision_meaning"]),
+        diagnostic_imaging_family=ind(indicator=f["imaging_family_indicator"],
+                                      meaning=f["imaging_family_meaning"]),
+        pre_op_share=f["pre_op_share"], intra_op_share=f["intra_op_share"], post_op_share=f["post_op_share"],
+        surgical_care_only=ind(indicator="54", percent=round(f["intra_op_share"] * 100, 2),
+                               non_facility_amount=f["surgical_care_only_non_facility"],
+                               facility_amount=f["surgical_care_only_facility"]),
+        postoperative_care_only=ind(indicator="55", percent=round(f["post_op_share"] * 100, 2),
+                                    non_facility_amount=f["postoperative_only_non_facility"],
+                                    facility_amount=f["postoperative_only_facility"]),
+        preoperative_care_only=ind(indicator="56", percent=round(f["pre_op_share"] * 100, 2),
+                                   non_facility_amount=f["preoperative_only_non_facility"],
+                                   facility_amount=f["preoperative_only_facility"]))

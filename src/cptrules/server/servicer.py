@@ -81,12 +81,16 @@ class CodeRulesServicer(code_rules_service_pb2_grpc.CodeRulesServiceServicer):
     def GetCode(self, request: Any, context: grpc.ServicerContext) -> code_pb2.Code:
         return convert.code(self.engine.get_code(
             _bounded("code", request.code, limits.CODE_MAX_CHARS), _date(request),
-            _bounded("modifier", request.modifier, limits.MODIFIER_MAX_CHARS)))
+            _bounded("modifier", request.modifier, limits.MODIFIER_MAX_CHARS),
+            _bounded("zip_code", request.zip_code, limits.ZIP_MAX_CHARS),
+            _bounded("locality", request.locality, limits.LOCALITY_MAX_CHARS)))
 
     @_guarded
     def BatchGetCodes(self, request: Any, context: grpc.ServicerContext) -> Any:
         codes = [_bounded(f"codes[{i}]", c, limits.CODE_MAX_CHARS) for i, c in enumerate(request.codes)]
-        reports = self.engine.batch_get(codes, _date(request))
+        reports = self.engine.batch_get(codes, _date(request),
+                                        _bounded("zip_code", request.zip_code, limits.ZIP_MAX_CHARS),
+                                        _bounded("locality", request.locality, limits.LOCALITY_MAX_CHARS))
         return service_pb2.BatchGetCodesResponse(codes=[convert.code(r) for r in reports])
 
     @_guarded
@@ -112,6 +116,19 @@ class CodeRulesServicer(code_rules_service_pb2_grpc.CodeRulesServiceServicer):
     def AnswerQuestion(self, request: Any, context: grpc.ServicerContext) -> code_pb2.Answer:
         # The engine checks the question's length before any work on it.
         return convert.answer(self.engine.answer(request.question, _date(request)))
+
+    @_guarded
+    def ListLocalities(self, request: Any, context: grpc.ServicerContext) -> Any:
+        state = _bounded("state", request.state, 8)
+        scope = f"localities:{state.strip().upper()}"
+        after, revision = "", ""
+        if request.page_token:
+            cursor = self.tokens.read(request.page_token, scope)
+            after, revision = cursor.after, cursor.revision
+        page = self.engine.list_localities(request.page_size, after, state, _date(request), revision)
+        token = self.tokens.make(page.next_after, scope, page.revision) if page.next_after else ""
+        return service_pb2.ListLocalitiesResponse(localities=[convert.locality(i) for i in page.localities],
+                                                  next_page_token=token, total_size=page.total)
 
     @_guarded
     def GetRuleset(self, request: Any, context: grpc.ServicerContext) -> code_pb2.Ruleset:

@@ -12,7 +12,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from ..errors import (CodeNotFoundError, CptrulesError, DataImportError, InvalidInputError,
-                      RuleEvaluationError, RuleFileErrors)
+                      RuleEvaluationError, RuleFileErrors, ZipNeedsPlusFourError)
 
 DOMAIN = "cptrules.dev"
 _MESSAGE_MAX_CHARS = 1000  # a whole message; inputs inside it are already cut to limits.echo
@@ -59,6 +59,12 @@ def to_status(error: CptrulesError) -> grpc.Status:
         details.append(_pack(error_details_pb2.PreconditionFailure(violations=[
             error_details_pb2.PreconditionFailure.Violation(
                 type=error.reason, subject=error.metadata.get("file", ""), description=message)])))
+    elif isinstance(error, ZipNeedsPlusFourError):
+        code = code_pb2.FAILED_PRECONDITION
+        details.append(_pack(error_details_pb2.PreconditionFailure(violations=[
+            error_details_pb2.PreconditionFailure.Violation(
+                type=error.reason, subject=f"locality/{c}", description=error.message)
+            for c in error.candidates])))
     else:
         code = code_pb2.FAILED_PRECONDITION
     return rpc_status.to_status(status_pb2.Status(code=code, message=message, details=details))
