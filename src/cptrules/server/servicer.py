@@ -93,15 +93,22 @@ class CodeRulesServicer(code_rules_service_pb2_grpc.CodeRulesServiceServicer):
                                         _bounded("locality", request.locality, limits.LOCALITY_MAX_CHARS))
         return service_pb2.BatchGetCodesResponse(codes=[convert.code(r) for r in reports])
 
+    def _cursor(self, token: str, scope: str) -> tuple[str, str]:
+        """(after, revision) from a page token of this listing and filter; empty for the first page."""
+        if not token:
+            return "", ""
+        cursor = self.tokens.read(token, scope)
+        return cursor.after, cursor.revision
+
+    def _next_token(self, after: str, scope: str, revision: str) -> str:
+        return self.tokens.make(after, scope, revision) if after else ""
+
     @_guarded
     def ListCodes(self, request: Any, context: grpc.ServicerContext) -> Any:
         category = _category(request)
-        after, revision = "", ""
-        if request.page_token:
-            cursor = self.tokens.read(request.page_token, category)
-            after, revision = cursor.after, cursor.revision
+        after, revision = self._cursor(request.page_token, category)
         page = self.engine.list_codes(request.page_size, after, category, _date(request), revision)
-        token = self.tokens.make(page.next_after, category, page.revision) if page.next_after else ""
+        token = self._next_token(page.next_after, category, page.revision)
         return service_pb2.ListCodesResponse(codes=[convert.code(r) for r in page.reports],
                                              next_page_token=token, total_size=page.total)
 
@@ -121,12 +128,9 @@ class CodeRulesServicer(code_rules_service_pb2_grpc.CodeRulesServiceServicer):
     def ListLocalities(self, request: Any, context: grpc.ServicerContext) -> Any:
         state = _bounded("state", request.state, 8)
         scope = f"localities:{state.strip().upper()}"
-        after, revision = "", ""
-        if request.page_token:
-            cursor = self.tokens.read(request.page_token, scope)
-            after, revision = cursor.after, cursor.revision
+        after, revision = self._cursor(request.page_token, scope)
         page = self.engine.list_localities(request.page_size, after, state, _date(request), revision)
-        token = self.tokens.make(page.next_after, scope, page.revision) if page.next_after else ""
+        token = self._next_token(page.next_after, scope, page.revision)
         return service_pb2.ListLocalitiesResponse(localities=[convert.locality(i) for i in page.localities],
                                                   next_page_token=token, total_size=page.total)
 
