@@ -20,10 +20,12 @@ TODAY = dt.date(2026, 11, 27)
 
 @pytest.fixture(scope="session", autouse=True)
 def no_user_data_dir(tmp_path_factory):
-    """Commands read the user's data directory by default: tests never see a developer's imports."""
+    """Commands read the user's data directory by default: tests never see a developer's imports,
+    nor a developer's record of checks passed (one record directory for the whole session)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
         patch.delenv("CPTRULES_DATA_DIR", raising=False)
+        patch.setenv("CPTRULES_CACHE_DIR", str(tmp_path_factory.mktemp("cptrules-cache")))
         yield
 
 

@@ -195,13 +195,23 @@ def check_dates(data: CodeData, today: dt.date) -> list[dt.date]:
 
 def build_snapshot(rules_dir: Path, data_dirs: list[Path], check_data: bool = True,
                    today: dt.date | None = None) -> Snapshot:
-    """Compile rules, load data, and refuse the pair on any problem ruleset_problems finds."""
+    """Compile rules, load data, and refuse the pair on any problem ruleset_problems finds.
+
+    The full check of a pair that passed it before, on the same rules, data, code and day, is
+    not redone (see checked.py): a restart costs loading, not checking."""
+    from . import checked
+
     ruleset = load_ruleset(rules_dir)
     data = CodeData.load(data_dirs)
     codes = data.codes()
-    _, problems = ruleset_problems(ruleset, data, codes, today or utc_today(), check_data)
-    if problems:
-        raise RuleFileErrors(problems)
+    day = today or utc_today()
+    print_ = checked.fingerprint(ruleset.revision, data_dirs, day) if check_data else ""
+    if not (check_data and checked.passed_before(print_)):
+        _, problems = ruleset_problems(ruleset, data, codes, day, check_data)
+        if problems:
+            raise RuleFileErrors(problems)
+        if check_data:
+            checked.record_pass(print_)
     snapshot = Snapshot(ruleset, data, rules_dir, tuple(data_dirs), tuple(codes))
     if check_data:  # a snapshot about to serve: classify every code now, not on the first listing
         snapshot.index_categories()
