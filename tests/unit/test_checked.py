@@ -68,3 +68,11 @@ def test_a_failed_check_leaves_no_record_and_a_bad_record_is_ignored(cache, rule
     (cache / "checked").mkdir(parents=True, exist_ok=True)
     (cache / "checked" / print_).write_text("something else")
     assert not checked.passed_before(print_)
+
+
+def test_the_same_data_in_another_folder_is_the_same_check(cache, monkeypatch, tmp_path):
+    calls = _count_checks(monkeypatch)
+    for name in ("one", "two"):
+        (tmp_path / name / "pfs").mkdir(parents=True)
+        Engine.load(data_dirs=[tmp_path / name], clock=lambda: DAY)
+    assert len(calls) == 1
