@@ -24,6 +24,7 @@ from grpc_status import rpc_status
 from cptrules import limits
 from cptrules.engine import Engine
 from cptrules.server.app import ServerOptions, build_server, create_server
+from cptrules.server.testing import error_info
 from cptrules.v1 import code_pb2, code_rules_service_pb2 as svc, code_rules_service_pb2_grpc
 
 pytestmark = pytest.mark.integration
@@ -31,15 +32,6 @@ pytestmark = pytest.mark.integration
 HANG = 30  # seconds: only to tell "answers" from "never answers", not a speed limit
 SERVICE = "/cptrules.v1.CodeRulesService/"
 
-
-def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
-    status = rpc_status.from_call(error)
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info
-    raise AssertionError(f"no ErrorInfo in {error.code()} {error.details()}")
 
 
 def health_check(channel: grpc.Channel, timeout: float = HANG) -> int:

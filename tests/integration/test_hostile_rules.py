@@ -10,13 +10,12 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
 from google.type import date_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from cptrules.engine import Engine
-from cptrules.server.testing import running_server
+from cptrules.server.testing import error_info, running_server
 from cptrules.v1 import code_rules_service_pb2 as svc, code_rules_service_pb2_grpc
 
 TEN = "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]"
@@ -49,15 +48,6 @@ def hostile(hostile_port):
         grpc.channel_ready_future(channel).result(timeout=10)
         yield code_rules_service_pb2_grpc.CodeRulesServiceStub(channel), health_pb2_grpc.HealthStub(channel)
 
-
-def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
-    status = rpc_status.from_call(error)
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info
-    raise AssertionError("no ErrorInfo")
 
 
 def test_an_overrunning_template_fails_that_request_alone(hostile):

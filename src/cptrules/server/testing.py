@@ -6,6 +6,8 @@ import contextlib
 from collections.abc import Iterator
 
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from ..engine import Engine
 from ..v1 import code_rules_service_pb2_grpc
@@ -29,3 +31,14 @@ def client(port: int) -> Iterator[code_rules_service_pb2_grpc.CodeRulesServiceSt
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         grpc.channel_ready_future(channel).result(timeout=10)
         yield code_rules_service_pb2_grpc.CodeRulesServiceStub(channel)
+
+
+def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
+    """The ErrorInfo detail of a failed call's rich status; AssertionError when it has none."""
+    status = rpc_status.from_call(error)
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info
+    raise AssertionError(f"no ErrorInfo in {error.code()} {error.details()}")
