@@ -239,6 +239,14 @@ def cmd_faq(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_protos(args: argparse.Namespace) -> int:
+    from .protos import write_protos
+
+    for path in write_protos(args.dir):
+        print(path.relative_to(args.dir))
+    return 0
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     from .diff import diff_releases, diff_rulesets
     from .engine import build_snapshot
@@ -399,6 +407,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=_date, help="date of service for a ruleset diff")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("protos", help="write every .proto a client needs (with google/type/date.proto) "
+                                      "under DIR, for protoc -I DIR, grpcurl or @grpc/proto-loader")
+    p.add_argument("dir", type=Path)
+    p.set_defaults(func=cmd_protos)
 
     p = sub.add_parser("ask", help="answer a free-text question")
     with_sources(p)

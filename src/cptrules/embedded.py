@@ -24,3 +24,8 @@ def default_rules_dir() -> Path:
 def default_data_dir() -> Path:
     """The code data shipped with the package (data/ in the source tree)."""
     return _locate("data")
+
+
+def protos_dir() -> Path:
+    """The service's .proto files (protos/ in the source tree), shipped for clients."""
+    return _locate("protos")

@@ -2,6 +2,8 @@
 
 QUESTION_MAX_CHARS = 1000
 BATCH_MAX_CODES = 100
+# An explicit list in one export (every known code is about 20,000).
+EXPORT_MAX_CODES = 25_000
 PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 1000
 CODE_MAX_CHARS = 64

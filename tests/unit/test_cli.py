@@ -324,3 +324,23 @@ def test_diff_command_reads_the_data_dir(tmp_path, cms_dir, capsys):
     assert doc["conversion_factor"] == {"old": 32.3465, "new": 33.4009}
     assert [(m["code"], m["modifier"]) for m in doc["modifier_rows"]["changed"]] == [("71046", "26"),
                                                                                     ("71046", "TC")]
+
+
+def test_protos_writes_an_include_root_protoc_compiles_alone(tmp_path):
+    """`cptrules protos DIR` gives a client everything it needs, google/type/date.proto included:
+    protoc with DIR as its only include path (plus its bundled well-known types) compiles the service."""
+    import subprocess
+    import sys
+
+    from cptrules.cli import main
+
+    assert main(["protos", str(tmp_path / "protos")]) == 0
+    written = {p.relative_to(tmp_path / "protos").as_posix() for p in (tmp_path / "protos").rglob("*.proto")}
+    assert {"cptrules/v1/code_rules_service.proto", "cptrules/v1/code.proto",
+            "google/type/date.proto", "google/rpc/error_details.proto"} <= written
+    assert not any(name.startswith("cptrules/internal") for name in written)
+    done = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{tmp_path / 'protos'}",
+                           f"--descriptor_set_out={tmp_path / 'set.pb'}", "--include_imports",
+                           "cptrules/v1/code_rules_service.proto", "google/rpc/error_details.proto"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

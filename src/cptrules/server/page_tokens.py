@@ -29,9 +29,9 @@ class Cursor:
     revision: str
 
 
-def _invalid() -> InvalidInputError:
-    return InvalidInputError("page_token is invalid, expired, or belongs to another ruleset revision "
-                             "or filter; start again without it", "page_token",
+def _invalid(field: str = "page_token") -> InvalidInputError:
+    return InvalidInputError(f"{field} is invalid, expired, or belongs to another ruleset revision "
+                             "or request; start again without it", field,
                              reason="INVALID_PAGE_TOKEN")
 
 
@@ -49,19 +49,27 @@ class PageTokens:
                              separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + self._sign(payload)
 
-    def read(self, token: str, category: str) -> Cursor:
-        """The cursor in a token made by this process for this filter; raises otherwise."""
+    def read(self, token: str, category: str, field: str = "page_token") -> Cursor:
+        """The cursor in a token made by this process for this filter; raises otherwise, naming
+        `field` (the request field the token came in)."""
         if len(token) > PAGE_TOKEN_MAX_CHARS or not token.isascii():
-            raise _invalid()
+            raise _invalid(field)
         body, _, signature = token.rpartition(".")
         try:
             payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         except (ValueError, binascii.Error):
-            raise _invalid() from None
+            raise _invalid(field) from None
         # Compare bytes: a str holding non-ASCII characters makes compare_digest raise.
         if not hmac.compare_digest(signature.encode(), self._sign(payload).encode()):
-            raise _invalid()
+            raise _invalid(field)
         data = json.loads(payload)  # signed by us, so well-formed
         if not isinstance(data, dict) or data.get("c") != category:
-            raise _invalid()
+            raise _invalid(field)
         return Cursor(str(data["a"]), str(data["r"]))
+
+    def read_current(self, token: str, category: str, revision: str, field: str) -> Cursor:
+        """As `read`, and refused unless the token was made on `revision`."""
+        cursor = self.read(token, category, field)
+        if cursor.revision != revision:
+            raise _invalid(field)
+        return cursor

@@ -15,6 +15,7 @@ from ..engine import Engine
 from ..errors import CptrulesError, InvalidInputError
 from ..v1 import code_pb2, code_rules_service_pb2 as service_pb2, code_rules_service_pb2_grpc
 from . import convert
+from .export_stream import export_faqs
 from .page_tokens import PageTokens
 from .status import to_status
 
@@ -133,6 +134,12 @@ class CodeRulesServicer(code_rules_service_pb2_grpc.CodeRulesServiceServicer):
         token = self._next_token(page.next_after, scope, page.revision)
         return service_pb2.ListLocalitiesResponse(localities=[convert.locality(i) for i in page.localities],
                                                   next_page_token=token, total_size=page.total)
+
+    @_guarded
+    def ExportFaqs(self, request: Any, context: grpc.ServicerContext) -> Any:
+        codes = [_bounded(f"codes[{i}]", c, limits.CODE_MAX_CHARS) for i, c in enumerate(request.codes)]
+        return export_faqs(self.engine, self.tokens, _category(request), codes, _date(request),
+                           request.resume_token, context)
 
     @_guarded
     def GetRuleset(self, request: Any, context: grpc.ServicerContext) -> code_pb2.Ruleset:
