@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import CptrulesError, RuleFileErrors
+from .errors import CptrulesError, InvalidInputError, RuleFileErrors
 
 log = logging.getLogger("cptrules")
 
@@ -34,11 +34,26 @@ def _data_dirs(args: argparse.Namespace) -> list[Path]:
     return [_data_dir(args).for_reading()]
 
 
+def _clock(args: argparse.Namespace) -> Any:
+    """The engine's today: --today, else CPTRULES_TODAY, else the UTC date as it passes."""
+    import os
+
+    from .engine import utc_today
+
+    day = getattr(args, "today", None)
+    if day is None and os.environ.get("CPTRULES_TODAY"):
+        try:
+            day = _date(os.environ["CPTRULES_TODAY"])
+        except argparse.ArgumentTypeError as error:
+            raise InvalidInputError(f"CPTRULES_TODAY: {error}", "CPTRULES_TODAY") from None
+    return utc_today if day is None else (lambda: day)
+
+
 def _engine(args: argparse.Namespace, check_data: bool = True) -> Any:
     from .engine import Engine
 
     dirs = _data_dirs(args)
-    return Engine.load(args.rules, dirs, check_data=check_data)
+    return Engine.load(args.rules, dirs, check_data=check_data, clock=_clock(args))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -325,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     def with_sources(p: argparse.ArgumentParser) -> None:
         p.add_argument("--rules", type=Path, help="rules directory (default: the embedded rules)")
         with_data_dir(p)
+        p.add_argument("--today", type=_date, help="pin the service's today, YYYY-MM-DD, so undated "
+                       "requests get the same answers every day (default: $CPTRULES_TODAY, else UTC)")
 
     p = sub.add_parser("serve", help="serve the gRPC API")
     with_sources(p)
