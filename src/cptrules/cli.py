@@ -279,6 +279,68 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- clients of a running server: health probe and conformance vectors ---------------------------
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from .client.channel import Connection
+    from .client.health import check
+
+    serving, line = check(Connection.from_args(args, args.address), args.service, args.timeout)
+    print(line)
+    return 0 if serving else 1
+
+
+def cmd_vectors(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from .client import vectors
+    from .client.channel import Connection
+
+    with contextlib.ExitStack() as stack:
+        if args.action == "export" and not args.target:  # answer in-process, over a loopback server
+            from .server.app import create_server
+
+            server, port = create_server(_engine(args), "127.0.0.1:0")
+            server.start()
+            stack.callback(server.stop, None)
+            args.target = f"127.0.0.1:{port}"
+        if not args.target:
+            print("error: verify needs --target HOST:PORT", file=sys.stderr)
+            return 2
+        connection = Connection.from_args(args, args.target)
+        channel = stack.enter_context(connection.channel())
+        if args.action == "export":
+            requests = vectors.requests_for(args.codes, args.questions, args.date)
+            count = vectors.export(channel, requests, args.file, connection.metadata())
+            print(f"wrote {count} vectors to {args.file}")
+            return 0
+        report = vectors.verify(channel, args.file, connection.metadata())
+        print("\n".join(report.lines()))
+        return 1 if report.differing or not report.checked else 0
+
+
+def _client_commands(sub: Any, with_sources: Any) -> None:
+    from .client.channel import add_connection_options
+
+    p = sub.add_parser("health", help="ask a server's grpc.health.v1 Check; exit 0 only when SERVING")
+    p.add_argument("address", help="HOST:PORT")
+    p.add_argument("--service", default="", help="service to ask about (default: the whole server)")
+    p.add_argument("--timeout", type=_positive(float), default=5.0, help="seconds (default %(default)s)")
+    add_connection_options(p)
+    p.set_defaults(func=cmd_health)
+
+    p = sub.add_parser("vectors", help="export conformance vectors, or verify a server against them")
+    p.add_argument("action", choices=["export", "verify"])
+    p.add_argument("file", type=Path, help="JSON lines: one request and its expected response each")
+    p.add_argument("--target", help="HOST:PORT of the server (export: default an in-process one)")
+    p.add_argument("--codes", nargs="*", default=[], help="export: GetCode and GetFaq for these codes")
+    p.add_argument("--questions", nargs="*", default=[], help="export: AnswerQuestion for these")
+    p.add_argument("--date", type=_date, help="export: date of service of every request")
+    with_sources(p)
+    add_connection_options(p)
+    p.set_defaults(func=cmd_vectors)
+
+
 def _positive(kind: type) -> Any:
     def parse(text: str) -> Any:
         try:
@@ -423,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=_date)
     p.add_argument("--explain", action="store_true", help="show how the question was read")
     p.set_defaults(func=cmd_ask)
+    _client_commands(sub, with_sources)
     return parser
 
 
