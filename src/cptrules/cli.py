@@ -309,12 +309,16 @@ def cmd_vectors(args: argparse.Namespace) -> int:
             return 2
         connection = Connection.from_args(args, args.target)
         channel = stack.enter_context(connection.channel())
-        if args.action == "export":
-            requests = vectors.requests_for(args.codes, args.questions, args.date)
-            count = vectors.export(channel, requests, args.file, connection.metadata())
-            print(f"wrote {count} vectors to {args.file}")
-            return 0
-        report = vectors.verify(channel, args.file, connection.metadata())
+        try:
+            if args.action == "export":
+                requests = vectors.requests_for(args.codes, args.questions, args.date)
+                count = vectors.export(channel, requests, args.file, connection.metadata())
+                print(f"wrote {count} vectors to {args.file}")
+                return 0
+            report = vectors.verify(channel, args.file, connection.metadata())
+        except vectors.Unreachable as error:
+            print(f"error: {args.target}: {error}", file=sys.stderr)
+            return 1
         print("\n".join(report.lines()))
         return 1 if report.differing or not report.checked else 0
 

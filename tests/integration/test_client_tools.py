@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 import ipaddress
 from concurrent import futures
 from dataclasses import dataclass
@@ -290,3 +291,14 @@ def test_a_damaged_vector_file_names_its_line(server_port, tmp_path, capsys):
                        '{"method": "NoSuchMethod", "request": {}}\n')
     assert cli.main(["vectors", "verify", str(vectors), "--target", f"127.0.0.1:{server_port}"]) == 1
     assert capsys.readouterr().err.startswith(f"error: {vectors}:2: not a conformance vector (KeyError")
+
+
+def test_verify_against_no_server_is_one_line(tmp_path, capsys):
+    vectors = tmp_path / "v.jsonl"
+    vectors.write_text('{"method": "GetCode", "request": {"code": "0556T"}, "response": {}}\n')
+    with socket.socket() as holder:  # a port nothing listens on
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+    assert cli.main(["vectors", "verify", str(vectors), "--target", f"127.0.0.1:{port}"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: 127.0.0.1:{port}: GetRuleset: UNAVAILABLE") and err.count("\n") == 1

@@ -51,6 +51,11 @@ def requests_for(codes: Iterable[str], questions: Iterable[str],
     return pairs
 
 
+class Unreachable(Exception):
+    """The server could not be asked (unavailable, no answer in time, or refused our credentials):
+    no vector is written and no difference reported."""
+
+
 def _call(channel: grpc.Channel, method: str, request: Any, metadata: Any) -> dict[str, Any]:
     """{"response": …} or, for a refused call, {"status": CODE, "message": details}."""
     _, response_type = _types(method)
@@ -62,7 +67,7 @@ def _call(channel: grpc.Channel, method: str, request: Any, metadata: Any) -> di
     except grpc.RpcError as error:
         if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                             grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
-            raise  # the server could not be asked: no vector, and no difference, either way
+            raise Unreachable(f"{method}: {error.code().name}: {error.details() or ''}") from None
         return {"status": error.code().name, "message": error.details() or ""}
 
 
@@ -76,7 +81,10 @@ class ServerIdentity:
 
     @classmethod
     def of(cls, channel: grpc.Channel, metadata: Any) -> ServerIdentity:
-        ruleset = _call(channel, "GetRuleset", service_pb2.GetRulesetRequest(), metadata)["response"]
+        answer = _call(channel, "GetRuleset", service_pb2.GetRulesetRequest(), metadata)
+        if "response" not in answer:
+            raise Unreachable(f"GetRuleset: {answer['status']}: {answer['message']}")
+        ruleset = answer["response"]
         today = ruleset.get("today")
         return cls(ruleset["revision"], tuple(r["key"] for r in ruleset.get("data_releases", [])),
                    f"{today['year']:04d}-{today['month']:02d}-{today['day']:02d}" if today else "")
