@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import kubernetes_validate
@@ -185,3 +186,22 @@ def test_tls_overlay_serves_tls_and_probes_with_cptrules_health():
         assert "--tls-ca=/etc/cptrules/tls/ca.crt" in command
     tls = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "tls")
     assert tls["secret"]["optional"] is False
+
+
+@pytest.mark.slow
+def test_the_wheel_the_image_installs_has_the_protos_the_embedded_default_and_the_plugin(tmp_path):
+    """What the Dockerfile's build stage does (`python -m build --wheel`, here through pip):
+    the wheel carries the generated modules, the embedded rules and data, and both entry points."""
+    import zipfile
+
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(tmp_path),
+                            str(REPO)], capture_output=True, text=True, timeout=900)
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = tmp_path.glob("cptrules-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"cptrules/v1/code_pb2.py", "cptrules/v1/code_rules_service_pb2_grpc.py",
+            "cptrules/embedded/rules/ruleset.yaml", "cptrules/embedded/data/pfs/RVU25D.json.gz",
+            "cptrules/testing.py", "cptrules/client/health.py"} <= names
+    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "cptrules = cptrules.cli:main" in text and "[pytest11]" in text and "cptrules.testing" in text
