@@ -10,7 +10,7 @@ import pytest
 
 from cptrules.engine import Engine
 from cptrules.reference import shared_dir
-from cptrules.server.testing import running_server
+from cptrules.testing import RunningServer, ServerConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,24 +30,27 @@ def no_user_data_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def engine() -> Engine:
+def cptrules_config() -> ServerConfig:
+    """The session server of the cptrules pytest plugin: embedded rules and data, a fixed day."""
+    return ServerConfig(today=TODAY)
+
+
+@pytest.fixture(scope="session")
+def engine(cptrules_engine: Engine) -> Engine:
     """The engine on the embedded rules and data, with the full data check, on a fixed day."""
-    return Engine.load(clock=lambda: TODAY)
+    return cptrules_engine
 
 
 @pytest.fixture(scope="session")
-def server_port(engine: Engine):
+def server_port(cptrules_server: RunningServer) -> int:
     """A real server on a free loopback port, for the whole session."""
-    with running_server(engine) as (_, port):
-        yield port
+    return cptrules_server.port
 
 
 @pytest.fixture(scope="session")
-def channel(server_port: int):
+def channel(cptrules_channel: grpc.Channel) -> grpc.Channel:
     """A channel to the session's server."""
-    with grpc.insecure_channel(f"127.0.0.1:{server_port}") as chan:
-        grpc.channel_ready_future(chan).result(timeout=10)
-        yield chan
+    return cptrules_channel
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import CptrulesError, RuleFileErrors
+from .errors import CptrulesError, InvalidInputError, RuleFileErrors
 
 log = logging.getLogger("cptrules")
 
@@ -34,11 +34,26 @@ def _data_dirs(args: argparse.Namespace) -> list[Path]:
     return [_data_dir(args).for_reading()]
 
 
+def _clock(args: argparse.Namespace) -> Any:
+    """The engine's today: --today, else CPTRULES_TODAY, else the UTC date as it passes."""
+    import os
+
+    from .engine import utc_today
+
+    day = getattr(args, "today", None)
+    if day is None and os.environ.get("CPTRULES_TODAY"):
+        try:
+            day = _date(os.environ["CPTRULES_TODAY"])
+        except argparse.ArgumentTypeError as error:
+            raise InvalidInputError(f"CPTRULES_TODAY: {error}", "CPTRULES_TODAY") from None
+    return utc_today if day is None else (lambda: day)
+
+
 def _engine(args: argparse.Namespace, check_data: bool = True) -> Any:
     from .engine import Engine
 
     dirs = _data_dirs(args)
-    return Engine.load(args.rules, dirs, check_data=check_data)
+    return Engine.load(args.rules, dirs, check_data=check_data, clock=_clock(args))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -272,6 +287,72 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- clients of a running server: health probe and conformance vectors ---------------------------
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from .client.channel import Connection
+    from .client.health import check
+
+    serving, line = check(Connection.from_args(args, args.address), args.service, args.timeout)
+    print(line)
+    return 0 if serving else 1
+
+
+def cmd_vectors(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from .client import vectors
+    from .client.channel import Connection
+
+    with contextlib.ExitStack() as stack:
+        if args.action == "export" and not args.target:  # answer in-process, over a loopback server
+            from .server.app import create_server
+
+            server, port = create_server(_engine(args), "127.0.0.1:0")
+            server.start()
+            stack.callback(server.stop, None)
+            args.target = f"127.0.0.1:{port}"
+        if not args.target:
+            print("error: verify needs --target HOST:PORT", file=sys.stderr)
+            return 2
+        connection = Connection.from_args(args, args.target)
+        channel = stack.enter_context(connection.channel())
+        try:
+            if args.action == "export":
+                requests = vectors.requests_for(args.codes, args.questions, args.date)
+                count = vectors.export(channel, requests, args.file, connection.metadata())
+                print(f"wrote {count} vectors to {args.file}")
+                return 0
+            report = vectors.verify(channel, args.file, connection.metadata())
+        except vectors.Unreachable as error:
+            print(f"error: {args.target}: {error}", file=sys.stderr)
+            return 1
+        print("\n".join(report.lines()))
+        return 1 if report.differing or not report.checked else 0
+
+
+def _client_commands(sub: Any, with_sources: Any) -> None:
+    from .client.channel import add_connection_options
+
+    p = sub.add_parser("health", help="ask a server's grpc.health.v1 Check; exit 0 only when SERVING")
+    p.add_argument("address", help="HOST:PORT")
+    p.add_argument("--service", default="", help="service to ask about (default: the whole server)")
+    p.add_argument("--timeout", type=_positive(float), default=5.0, help="seconds (default %(default)s)")
+    add_connection_options(p)
+    p.set_defaults(func=cmd_health)
+
+    p = sub.add_parser("vectors", help="export conformance vectors, or verify a server against them")
+    p.add_argument("action", choices=["export", "verify"])
+    p.add_argument("file", type=Path, help="JSON lines: one request and its expected response each")
+    p.add_argument("--target", help="HOST:PORT of the server (export: default an in-process one)")
+    p.add_argument("--codes", nargs="*", default=[], help="export: GetCode and GetFaq for these codes")
+    p.add_argument("--questions", nargs="*", default=[], help="export: AnswerQuestion for these")
+    p.add_argument("--date", type=_date, help="export: date of service of every request")
+    with_sources(p)
+    add_connection_options(p)
+    p.set_defaults(func=cmd_vectors)
+
+
 def _positive(kind: type) -> Any:
     def parse(text: str) -> Any:
         try:
@@ -333,6 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     def with_sources(p: argparse.ArgumentParser) -> None:
         p.add_argument("--rules", type=Path, help="rules directory (default: the embedded rules)")
         with_data_dir(p)
+        p.add_argument("--today", type=_date, help="pin the service's today, YYYY-MM-DD, so undated "
+                       "requests get the same answers every day (default: $CPTRULES_TODAY, else UTC)")
 
     p = sub.add_parser("serve", help="serve the gRPC API")
     with_sources(p)
@@ -419,6 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=_date)
     p.add_argument("--explain", action="store_true", help="show how the question was read")
     p.set_defaults(func=cmd_ask)
+    _client_commands(sub, with_sources)
     return parser
 
 

@@ -144,4 +144,6 @@ class CodeRulesServicer(code_rules_service_pb2_grpc.CodeRulesServiceServicer):
     @_guarded
     def GetRuleset(self, request: Any, context: grpc.ServicerContext) -> code_pb2.Ruleset:
         snap = self.engine.snapshot
-        return convert.ruleset(snap.ruleset, snap.data.sources(), len(snap.codes))
+        message = convert.ruleset(snap.ruleset, snap.data.sources(), len(snap.codes))
+        message.today.CopyFrom(convert.to_date(self.engine.clock().isoformat()))
+        return message
