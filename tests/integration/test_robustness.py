@@ -159,6 +159,7 @@ def _seeds() -> dict[str, bytes]:
 
 
 SEEDS = _seeds()
+STREAMING = {f"/{SERVICE.full_name}/{m.name}" for m in SERVICE.methods if m.server_streaming}
 
 
 def _varint(value: int) -> bytes:
@@ -205,7 +206,9 @@ def _fuzz(target: str, examples: int) -> Counter:
     counts: Counter = Counter()
     bad: list[tuple[str, bytes, str]] = []
     with grpc.insecure_channel(target) as channel:
-        calls = {m: channel.unary_unary(m) for m in SEEDS}  # identity (de)serialisers: raw bytes
+        # Identity (de)serialisers: raw bytes. A server stream is read a few messages deep and
+        # then cancelled: its requests are checked before anything is streamed.
+        calls = {m: channel.unary_stream(m) if m in STREAMING else channel.unary_unary(m) for m in SEEDS}
 
         @settings(max_examples=examples, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))
@@ -213,7 +216,13 @@ def _fuzz(target: str, examples: int) -> Counter:
         def send(pair):
             method, data = pair
             try:
-                calls[method](data, timeout=HANG)
+                if method in STREAMING:
+                    stream = calls[method](data, timeout=HANG)
+                    for _, _ in zip(range(3), stream):
+                        pass
+                    stream.cancel()
+                else:
+                    calls[method](data, timeout=HANG)
                 code = grpc.StatusCode.OK
             except grpc.RpcError as error:
                 code = error.code()
