@@ -207,7 +207,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.explain:
         print()
         print(f"outcome: {result.outcome}; intent: {result.intent} (confidence {result.confidence})"
-              + (f"; runner-up: {result.runner_up}" if result.runner_up else ""))
+              + (f"; runner-up: {result.runner_up}" if result.runner_up else "")
+              + (f"; topic: {result.topic}" if result.topic else ""))
         print(f"codes: {', '.join(result.codes) or '-'}; malformed: {', '.join(result.malformed) or '-'}; "
               f"date of service: {result.date_of_service or '-'}")
         for line in result.matched:

@@ -85,6 +85,7 @@ class AnswerResult:
     date_of_service: str = ""
     fee_schedule_release: str = ""
     covers_date_of_service: bool = False
+    topic: str = ""  # for intent "topic": the term asked about, e.g. "status_indicator:C"
 
 
 @dataclass(frozen=True)
@@ -474,6 +475,10 @@ class Engine:
                       malformed=found.malformed, confidence=reading.confidence,
                       runner_up=reading.runner_up, matched=matched,
                       date_of_service=(day or self.clock()).isoformat())
+        if not found.codes and not found.malformed:
+            topical = self._topic_answer(text, day or self.clock(), common, snap)
+            if topical is not None:
+                return topical
         if reading.intent == NO_INTENT:
             text = _help_text(book)
             if found.diagnosis_codes:
@@ -552,6 +557,20 @@ class Engine:
         return AnswerResult(text=body, outcome=Outcome.ANSWERED, provenance=provenance,
                             fee_schedule_release=reports[0].facts["pfs_release"],
                             covers_date_of_service=reports[0].facts["pfs_covers_date"], **common)
+
+    def _topic_answer(self, text: str, day: dt.date, common: dict[str, Any],
+                      snap: Snapshot) -> AnswerResult | None:
+        """A question about a term rather than a code (rules/topics.yaml), or None."""
+        topics = snap.ruleset.topics
+        found = topics.answer(text, snap.data, day) if topics is not None else None
+        if found is None:
+            return None
+        provenance = Provenance(found.fired, found.sources, snap.ruleset.revision, day.isoformat())
+        first = found.sources[0].key if found.sources else ""
+        return AnswerResult(**{**common, "intent": "topic", "confidence": found.confidence,
+                               "runner_up": "", "matched": found.matched},
+                            text=found.text, outcome=Outcome.ANSWERED, topic=found.topic,
+                            provenance=provenance, fee_schedule_release=first)
 
     def sources(self) -> list[DataSource]:
         return self._snapshot.data.sources()

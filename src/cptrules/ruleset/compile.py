@@ -140,6 +140,7 @@ class _Compiler:
                                                       template_files)
             self.problems.extend(problems)
             self.phrasebook = None if problems else phrasebook
+        topics = self.topics(manifest, tables, complete)
         if self.problems:
             return None
         return Ruleset(
@@ -152,7 +153,23 @@ class _Compiler:
             phrasebook=phrasebook,
             fact_types=dict(self.fact_types),
             files=tuple(sorted(self.sources.files)),
+            topics=topics,
         )
+
+    def topics(self, manifest: Any, tables: list[Table], complete: bool) -> Any:
+        """The topics file named by the manifest, if any (see topics.py)."""
+        from ..topics import TOPICS_SCHEMA, compile_topics, topic_templates
+
+        if "topics" not in manifest:
+            return None
+        name = str(manifest["topics"])
+        doc, _ = self.document(name, TOPICS_SCHEMA, line_of(manifest, ["topics"]))
+        if doc is None or not complete:
+            return None
+        topics, problems = compile_topics(doc, name, tables,
+                                          topic_templates(self.sources, str(manifest["answers"])), line_of)
+        self.problems.extend(problems)
+        return topics
 
     def test_problems(self) -> list[RuleProblem]:
         """Failing tests of a ruleset refused for other problems: the rule tests of every table

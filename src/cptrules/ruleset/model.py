@@ -98,6 +98,7 @@ class Ruleset:
     fact_types: dict[str, str]
     files: tuple[str, ...]
     loaded_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    topics: Any = field(default=None, compare=False, repr=False)  # topics.Topics: questions naming no code
     # Results per table keyed by the values it read; filled by evaluate(), never part of equality.
     memo: dict[str, dict[Any, Any]] = field(default_factory=dict, compare=False, repr=False)
     # Per table, how its memo key stands in for the date of service (ruleset.dateclass).

@@ -26,6 +26,7 @@ MANIFEST_SCHEMA: dict[str, Any] = {
         "faq": {"type": "string"},
         "questions": {"type": "string"},
         "answers": {"type": "string"},
+        "topics": {"type": "string"},
     },
 }
 

@@ -151,7 +151,8 @@ def answer(result: AnswerResult) -> code_pb2.Answer:
         text=result.text, intent=result.intent, code=result.code, outcome=_OUTCOMES[result.outcome],
         confidence=result.confidence, codes=result.codes, runner_up_intent=result.runner_up,
         malformed_codes=result.malformed, matched_phrasings=result.matched, question=result.question,
-        fee_schedule_release=result.fee_schedule_release, covers_date_of_service=result.covers_date_of_service)
+        fee_schedule_release=result.fee_schedule_release, covers_date_of_service=result.covers_date_of_service,
+        topic=result.topic)
     if result.provenance is not None:
         message.provenance.CopyFrom(provenance(result.provenance))
     if result.date_of_service:
