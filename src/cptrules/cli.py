@@ -85,11 +85,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .embedded import default_data_dir, default_rules_dir
     from .engine import ruleset_problems
     from .ruleset import load_ruleset
+    from .search import load_search_rules
 
     root = args.dir or default_rules_dir()
     data_dirs = [default_data_dir(), *_data_dirs(args)]
     try:
         ruleset = load_ruleset(root)
+        load_search_rules(root)
     except RuleFileErrors as error:
         if not args.json:
             raise
@@ -122,16 +124,21 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_import_pfs(args: argparse.Namespace) -> int:
-    from .data.pfs import import_pfs_csv, newest_whole_release, write_release
+    from .data.pfs import import_pfs_csv, newest_whole_release, write_descriptors, write_release
     from .embedded import default_data_dir
 
     location = _data_dir(args)
     reference = None if args.partial else newest_whole_release(
         [default_data_dir(), *([location.path] if location.path.is_dir() else [])])
     imported = import_pfs_csv(args.file, args.release, args.qp_conversion_factor, partial=args.partial,
-                              ignore_banner_year=args.ignore_banner_year, reference=reference)
+                              ignore_banner_year=args.ignore_banner_year, reference=reference,
+                              with_descriptors=args.with_descriptors)
     data_dir = location.for_writing()
     target = write_release(imported, data_dir, replace=args.replace, loaded_from=[default_data_dir()])
+    if args.with_descriptors:
+        kept = write_descriptors(imported, data_dir)
+        print(f"kept {len(imported.descriptors)} CPT short descriptors (AMA text, for your own use under "
+              f"the licence you accepted at CMS) → {kept}")
     payload = imported.payload
     what = (f"{imported.key}{' (partial)' if payload['partial'] else ''} ({len(payload['rows'])} rows, "
             f"released {payload['released'] or 'unknown'}, effective {payload['effective']})")
@@ -215,6 +222,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
             print(f"  matched {line}")
         if result.provenance:
             _print_trace(result.provenance)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    engine = _engine(args, check_data=False)
+    for match in engine.search_codes(args.query, args.category or "", args.limit):
+        print(f"{match.code}  {match.score:.2f}  {match.descriptor or '-'}  "
+              f"[{match.matched_field}: {match.matched_text}]")
     return 0
 
 
@@ -444,6 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replace", action="store_true", help="replace a release already loaded under this key")
     p.add_argument("--ignore-banner-year", action="store_true",
                    help="accept a --release key whose year differs from the file's banner")
+    p.add_argument("--with-descriptors", action="store_true",
+                   help="also keep the file's CPT short descriptors (AMA text) in your data directory, "
+                        "shown labelled as such in answers and search")
     p.set_defaults(func=cmd_import_pfs)
 
     p = sub.add_parser("import-hcpcs", help="import a CMS HCPCS Level II quarterly file (xlsx or csv)")
@@ -504,6 +522,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", action="store_true", help="show how the question was read")
     p.set_defaults(func=cmd_ask)
     _client_commands(sub, with_sources)
+
+    p = sub.add_parser("search", help="find codes by what they are (\"cpap\", \"flu shot\")")
+    with_sources(p)
+    p.add_argument("query")
+    p.add_argument("--category", choices=["CATEGORY_I", "CATEGORY_II", "CATEGORY_III", "PLA", "MAAA",
+                                          "HCPCS_LEVEL_II"])
+    p.add_argument("--limit", type=int, default=10, help="at most this many codes (up to 50)")
+    p.set_defaults(func=cmd_search)
     return parser
 
 

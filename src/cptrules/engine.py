@@ -18,7 +18,7 @@ from cachetools import LRUCache
 from .answers.templates import render
 from .codes import normalise_code
 from .data.locality import LocalityInfo, Place, display_name
-from .data.store import CodeData
+from .data.store import CodeData, descriptors_source
 from .embedded import default_data_dir, default_rules_dir
 from .errors import (CodeNotFoundError, InvalidInputError, MalformedCodeError,
                      QuestionTooLongError, RuleFileErrors, RuleProblem, ZipNeedsPlusFourError)
@@ -30,6 +30,9 @@ from .ruleset import Ruleset, load_ruleset
 from .ruleset.check import (TestReport, classify, data_problems, phrasebook_problems,
                              run_rule_tests, test_problems)
 from .ruleset.dateclass import DATE
+from .ruleset.model import Rule
+from .search import CATALOGUE_SOURCE, Match, SearchIndex, SearchRules, load_search_rules
+from .search.finding import open_distinctions, read_find_code
 from .timeline import Timeline
 
 
@@ -86,6 +89,7 @@ class AnswerResult:
     fee_schedule_release: str = ""
     covers_date_of_service: bool = False
     topic: str = ""  # for intent "topic": the term asked about, e.g. "status_indicator:C"
+    candidates: tuple[Match, ...] = ()  # a find-code answer's codes, best first
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,10 @@ class Snapshot:
     rules_dir: Path
     data_dirs: tuple[Path, ...]
     codes: tuple[str, ...] = field(default=())
+    search_rules: SearchRules = field(default_factory=SearchRules)
+    _search: list[SearchIndex] = field(default_factory=list, init=False, compare=False, repr=False)
+    _search_lock: threading.Lock = field(default_factory=threading.Lock, init=False,
+                                         compare=False, repr=False)
     _by_category: dict[str, tuple[str, ...]] = field(default_factory=dict, init=False,
                                                      compare=False, repr=False)
     _index_lock: threading.Lock = field(default_factory=threading.Lock, init=False,
@@ -125,6 +133,22 @@ class Snapshot:
     def codes_in(self, category: str) -> tuple[str, ...]:
         """The snapshot's codes of one category, in code order."""
         return self.index_categories().get(category, ())
+
+    def search_index(self) -> SearchIndex:
+        """The code search index, built on first use (about a second) and kept for the
+        snapshot's life; callers arriving while it is built wait for that one build."""
+        with self._search_lock:
+            if not self._search:
+                self._search.append(SearchIndex(self.data, self.search_rules, self.category_of))
+        return self._search[0]
+
+    def category_of(self, code: str) -> tuple[str, str]:
+        """(category, label) by the category table, remembered per snapshot."""
+        known = self.categories.get(code)
+        if known is None:
+            known = classify(self.ruleset, code)
+            self.categories.put(code, known)
+        return known
 
 
 @dataclass(frozen=True)
@@ -203,6 +227,7 @@ def build_snapshot(rules_dir: Path, data_dirs: list[Path], check_data: bool = Tr
     from . import checked
 
     ruleset = load_ruleset(rules_dir)
+    search_rules = load_search_rules(rules_dir)
     data = CodeData.load(data_dirs)
     codes = data.codes()
     day = today or utc_today()
@@ -213,7 +238,7 @@ def build_snapshot(rules_dir: Path, data_dirs: list[Path], check_data: bool = Tr
             raise RuleFileErrors(problems)
         if check_data:
             checked.record_pass(print_)
-    snapshot = Snapshot(ruleset, data, rules_dir, tuple(data_dirs), tuple(codes))
+    snapshot = Snapshot(ruleset, data, rules_dir, tuple(data_dirs), tuple(codes), search_rules)
     if check_data:  # a snapshot about to serve: classify every code now, not on the first listing
         snapshot.index_categories()
     return snapshot
@@ -258,12 +283,7 @@ class Engine:
     def category_of(self, code: str, snapshot: Snapshot | None = None) -> tuple[str, str]:
         """(category, label) from the category table alone; empty for no known format.
         Remembered per snapshot: the table reads only the code."""
-        snap = snapshot or self._snapshot
-        known = snap.categories.get(code)
-        if known is None:
-            known = classify(snap.ruleset, code)
-            snap.categories.put(code, known)
-        return known
+        return (snapshot or self._snapshot).category_of(code)
 
     def _resolve(self, text: str, snap: Snapshot, field_name: str = "code") -> str:
         try:
@@ -382,6 +402,24 @@ class Engine:
         return LocalityPage([places.info(k, year) for k in page], page[-1] if more and page else "",
                             len(ids), snap.ruleset.revision)
 
+    def search_codes(self, query: str, category: str = "", page_size: int = 0) -> list[Match]:
+        """Codes ranked by how well their texts match the query (synonyms and typos read),
+        optionally of one category; bad input raises InvalidInputError."""
+        if page_size < 0:
+            raise InvalidInputError("page_size must not be negative", "page_size")
+        if len(query) > limits.SEARCH_QUERY_MAX_CHARS:
+            raise InvalidInputError(f"query is {len(query)} characters long; the limit is "
+                                    f"{limits.SEARCH_QUERY_MAX_CHARS}", "query",
+                                    {"length": str(len(query)), "limit": str(limits.SEARCH_QUERY_MAX_CHARS)},
+                                    reason="FIELD_TOO_LONG")
+        text = normalise_question(query)
+        if not any(ch.isalnum() for ch in text):
+            raise InvalidInputError("query must hold at least one letter or digit", "query",
+                                    reason="EMPTY_QUERY")
+        size = min(page_size or limits.SEARCH_PAGE_SIZE_DEFAULT, limits.SEARCH_PAGE_SIZE_MAX)
+        return self._snapshot.search_index().search(text[:limits.SEARCH_QUERY_MAX_CHARS], size,
+                                                    [category] if category else [])[1]
+
     # -- answers ---------------------------------------------------------------
 
     def render(self, intent: str, report: CodeReport) -> str:
@@ -479,6 +517,9 @@ class Engine:
             topical = self._topic_answer(text, day or self.clock(), common, snap)
             if topical is not None:
                 return topical
+            finding = self._find_code_answer(text, common, snap)
+            if finding is not None:
+                return finding
         if reading.intent == NO_INTENT:
             text = _help_text(book)
             if found.diagnosis_codes:
@@ -571,6 +612,52 @@ class Engine:
                                "runner_up": "", "matched": found.matched},
                             text=found.text, outcome=Outcome.ANSWERED, topic=found.topic,
                             provenance=provenance, fee_schedule_release=first)
+
+    def _find_code_answer(self, text: str, common: dict[str, Any], snap: Snapshot) -> AnswerResult | None:
+        """A question asking which code to use (search.yaml's cues): the best candidates, each
+        with why it matched and its one-line description, and notes on what the question left
+        open; None when the question asks something else or nothing matches well enough."""
+        rules = snap.search_rules
+        asked = read_find_code(text, rules)
+        if asked is None:
+            return None
+        query, matches = snap.search_index().search(" ".join(asked.subject), rules.candidates,
+                                                    prefer=asked.prefer)
+        if not matches or matches[0].score < rules.min_score:
+            return None
+        codes = [m.code for m in matches]
+        open_ = open_distinctions(rules, asked.said, codes)
+        body = rules.render({
+            "subject": " ".join(asked.subject), "notes": [d.note for d in open_],
+            "readings": list(query.readings),
+            "candidates": [{"code": m.code, "descriptor": m.descriptor, "descriptor_source": m.descriptor_source,
+                            "category_label": m.category_label, "why": m.why, "score": m.score}
+                           for m in matches]})
+
+        def fired(rule_id: str, line: int, because: str, outputs: dict[str, Any]) -> Firing:
+            rule = Rule(rule_id, "search", rules.path, line, None, {}, {}, because)  # type: ignore[arg-type]
+            return Firing(rule, {"question": common["question"]}, outputs)
+
+        firings = [fired("find_code.cue", asked.cue.line, "the question asks which code to use",
+                         {"cue": asked.cue.text, "searched": " ".join(asked.subject)})]
+        firings += [fired("find_code.synonym", line, "a name or abbreviation read by its meaning", {})
+                    for line in query.synonym_lines]
+        firings += [fired("find_code.distinction", d.line, f"open: {d.name}", {"codes": list(d.codes)})
+                    for d in open_]
+        used = {m.descriptor_source for m in matches} | {m.matched_field for m in matches}
+        sources = [s for s in snap.data.sources()
+                   if (s.key.startswith("catalogue-") and used & {"synonym", "descriptor", "plain_language", CATALOGUE_SOURCE})
+                   or (s.key == (snap.data.hcpcs_files[-1].key if snap.data.hcpcs_files else "")
+                       and any(u.startswith(("hcpcs_", "CMS HCPCS")) for u in used))]
+        sources += [descriptors_source(r) for r in sorted({snap.data.cpt_descriptors[c][1] for c in codes
+                                                            if c in snap.data.cpt_descriptors})]
+        runner_up = common["intent"] if common["intent"] != NO_INTENT else ""
+        values = {**common, "intent": "find_code", "runner_up": runner_up, "codes": tuple(codes),
+                  "confidence": matches[0].score,
+                  "matched": (f"{rules.path}:{asked.cue.line} find_code {asked.cue.text!r}",)}
+        return AnswerResult(text=body, outcome=Outcome.ANSWERED, code=codes[0], candidates=tuple(matches),
+                            provenance=Provenance(tuple(firings), tuple(sources), snap.ruleset.revision,
+                                                  common["date_of_service"]), **values)
 
     def sources(self) -> list[DataSource]:
         return self._snapshot.data.sources()

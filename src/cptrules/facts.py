@@ -144,6 +144,10 @@ BASE_FACTS: dict[str, FactSpec] = {
     "catalogue_sources": FactSpec("list", [], "Sources of the catalogue's descriptive text."),
     "hcpcs_long_description": _s("CMS's long description (HCPCS Level II only)."),
     "hcpcs_short_description": _s("CMS's short description (HCPCS Level II only)."),
+    # The user's own import (import-pfs --with-descriptors): AMA text, shown labelled as such.
+    "cpt_short_descriptor": _s("The CPT short descriptor from the user's imported RVU file; empty when none "
+                               "was imported (the embedded data has none)."),
+    "cpt_short_descriptor_release": _s("The release whose file gave `cpt_short_descriptor`, e.g. RVU25D."),
 }
 
 

@@ -34,3 +34,8 @@ TEMPLATE_MAX_PRODUCED_CHARS = 1_000_000  # text built or written by one render, 
 TEMPLATE_MAX_OUTPUT_CHARS = 100_000     # the answer text itself
 TEMPLATE_MAX_CALL_DEPTH = 32            # macros calling macros
 TEMPLATE_MAX_INT_BITS = 1024            # integers built by * and **
+
+# SearchCodes: the query's length and the page of matches (0 → the default).
+SEARCH_QUERY_MAX_CHARS = 200
+SEARCH_PAGE_SIZE_DEFAULT = 10
+SEARCH_PAGE_SIZE_MAX = 50

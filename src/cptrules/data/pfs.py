@@ -3,7 +3,9 @@
 The CSV has a banner, then five stacked caption rows whose cells join into the
 column names, ending with the row that starts "HCPCS". Columns are found by
 those names, so the 31-column layout (to 2025) and the 32-column one (2026, with
-PRIC IND) both import. The AMA's DESCRIPTION column is never kept.
+PRIC IND) both import. The AMA's DESCRIPTION column is never kept in a release: a user
+who licensed the file may keep its CPT short descriptors in a separate file of their own
+data directory (`with_descriptors`, written by write_descriptors), never in the embedded data.
 """
 
 from __future__ import annotations
@@ -121,6 +123,9 @@ class ImportedRelease:
 
     payload: dict[str, Any]
     path: str = ""  # the CMS file it came from, for messages
+    # CPT short descriptors (the DESCRIPTION column) by code, only when asked for: AMA text,
+    # stored apart from the release and only in the user's own data directory.
+    descriptors: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -201,13 +206,16 @@ def newest_whole_release(folders: list[Path] | tuple[Path, ...]) -> tuple[str, i
 
 def import_pfs_csv(path: Path, release: str | None = None, qp_conversion_factor: float = 0.0,
                    partial: bool = False, ignore_banner_year: bool = False,
-                   reference: tuple[str, int] | None = None) -> ImportedRelease:
+                   reference: tuple[str, int] | None = None,
+                   with_descriptors: bool = False) -> ImportedRelease:
     """Parse and check a PPRRVU CSV; refuse it whole, with line and column, on any problem.
 
     A file with fewer rows than a whole release holds (MIN_WHOLE_ROWS, and 90% of the
     `reference` release, the newest whole one loaded) is refused unless `partial`; a partial
     release is stored as such, and codes it does not list are unknown for its period. A
     release key whose year contradicts the banner is refused unless `ignore_banner_year`.
+    With `with_descriptors`, each code's DESCRIPTION cell (its global row's, else its first
+    row's) is kept apart in `descriptors`.
     """
     name = str(path)
 
@@ -269,6 +277,7 @@ def import_pfs_csv(path: Path, release: str | None = None, qp_conversion_factor:
     out_rows: list[list[Any]] = []
     seen: set[tuple[str, str]] = set()
     conversion: tuple[float, int] | None = None
+    descriptors: dict[str, str] = {}
     for offset, row in enumerate(rows[header_at + 1:], start=header_at + 2):
         if not any(cell.strip() for cell in row):
             continue
@@ -289,6 +298,13 @@ def import_pfs_csv(path: Path, release: str | None = None, qp_conversion_factor:
         if (code, mod) in seen:
             raise refuse(offset, "HCPCS", f"{code} {mod or '(global)'} appears twice")
         seen.add((code, mod))
+        if with_descriptors and (not mod or code not in descriptors):
+            text = " ".join(row[index["DESCRIPTION"]].split())
+            if len(text) > DESCRIPTOR_MAX_CHARS:
+                raise refuse(offset, "DESCRIPTION", f"{len(text)} characters, where a short descriptor "
+                                                    f"has at most {DESCRIPTOR_MAX_CHARS}")
+            if text:
+                descriptors[code] = text
         if conversion is None:
             conversion = (values["cf"], offset)
         elif values["cf"] != conversion[0]:
@@ -325,7 +341,57 @@ def import_pfs_csv(path: Path, release: str | None = None, qp_conversion_factor:
         "fields": keys,
         "rows": out_rows,
     }
-    return ImportedRelease(payload, name)
+    return ImportedRelease(payload, name, descriptors)
+
+
+DESCRIPTORS_DIR = "cpt-descriptors"
+DESCRIPTORS_FORMAT = 1
+DESCRIPTOR_MAX_CHARS = 200  # CMS's short descriptors are under 60 characters
+DESCRIPTORS_NOTICE = ("CPT short descriptors © American Medical Association, from the user's own "
+                      "download of the CMS RVU file under the AMA licence; not for redistribution")
+DESCRIPTORS_SCHEMA: dict[str, Any] = {
+    "type": "object", "additionalProperties": False,
+    "required": ["format", "kind", "release", "sha256", "source_name", "notice", "descriptors", CHECKSUM],
+    "properties": {
+        "format": {"const": DESCRIPTORS_FORMAT},
+        "kind": {"const": "cpt_short_descriptors"},
+        "release": {"type": "string", "pattern": _RELEASE_KEY.pattern},
+        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "source_name": {"type": "string"},
+        "notice": {"type": "string"},
+        "descriptors": {"type": "object", "minProperties": 1,
+                        "propertyNames": {"pattern": _CODE.pattern},
+                        "additionalProperties": {"type": "string", "minLength": 1,
+                                                 "maxLength": DESCRIPTOR_MAX_CHARS}},
+        CHECKSUM: {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    },
+}
+
+
+def write_descriptors(imported: ImportedRelease, data_dir: Path) -> Path:
+    """Keep an import's CPT short descriptors in the user's data directory, apart from the
+    release (cpt-descriptors/<release>.json.gz); the same file twice gives the same bytes."""
+    if not imported.descriptors:
+        raise DataImportError(imported.path or imported.payload["source_name"], ImportProblem(
+            0, "DESCRIPTION", "the file has no descriptors to keep"))
+    target = data_dir / DESCRIPTORS_DIR / f"{imported.key}{SUFFIX}"
+    write_json_gz(target, {
+        "format": DESCRIPTORS_FORMAT, "kind": "cpt_short_descriptors", "release": imported.key,
+        "sha256": imported.payload["sha256"], "source_name": imported.payload["source_name"],
+        "notice": DESCRIPTORS_NOTICE, "descriptors": dict(sorted(imported.descriptors.items()))})
+    return target
+
+
+def load_descriptors(folder: Path) -> list[tuple[str, dict[str, str]]]:
+    """(release, descriptors by code) of every descriptor file in one data folder, oldest
+    release first; a damaged file raises DataFileError naming it."""
+    found = []
+    for path in data_files(folder / DESCRIPTORS_DIR):
+        payload = read_verified(path, DESCRIPTORS_SCHEMA, DESCRIPTORS_FORMAT)
+        if payload["release"] + SUFFIX != path.name:
+            raise DataFileError(str(path), f"holds release {payload['release']}, not the one its name says")
+        found.append((payload["release"], payload["descriptors"]))
+    return sorted(found, key=lambda item: release_effective(item[0]))
 
 
 def _same_release(a: dict[str, Any], b: dict[str, Any]) -> bool:

@@ -14,7 +14,7 @@ from .catalogue import Catalogue
 from .files import SUFFIX, data_files
 from .hcpcs import HcpcsFile
 from .locality import LocalityData, Place
-from .pfs import PfsRelease
+from .pfs import PfsRelease, load_descriptors
 
 
 @dataclass
@@ -25,6 +25,8 @@ class CodeData:
     hcpcs_files: list[HcpcsFile] = field(default_factory=list)
     catalogue: Catalogue = field(default_factory=lambda: Catalogue(""))
     localities: LocalityData = field(default_factory=LocalityData)
+    # CPT short descriptors the user imported from their own RVU file: code → (text, release).
+    cpt_descriptors: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, folders: list[Path]) -> CodeData:
@@ -36,6 +38,7 @@ class CodeData:
         releases: dict[str, PfsRelease] = {}
         hcpcs: dict[str, HcpcsFile] = {}
         catalogue = Catalogue("")
+        descriptors: dict[str, tuple[str, str]] = {}
         for folder in folders:
             check_folder(folder)
             for path in data_files(folder / "pfs"):
@@ -44,6 +47,8 @@ class CodeData:
             for path in data_files(folder / "hcpcs"):
                 file = HcpcsFile.load(path)
                 hcpcs[file.key] = file
+            for key, texts in load_descriptors(folder):
+                descriptors.update((code, (text, key)) for code, text in texts.items())
             if (folder / "catalogue.yaml").is_file():
                 loaded = Catalogue.load(folder / "catalogue.yaml")
                 catalogue = Catalogue(loaded.version or catalogue.version,
@@ -52,7 +57,8 @@ class CodeData:
         for folder in folders:
             LocalityData.load_folder(folder, localities)
         return cls(sorted(releases.values(), key=lambda r: (r.effective, r.key)),
-                   sorted(hcpcs.values(), key=lambda h: (h.effective, h.key)), catalogue, localities)
+                   sorted(hcpcs.values(), key=lambda h: (h.effective, h.key)), catalogue, localities,
+                   descriptors)
 
     def release_for(self, dos: dt.date) -> PfsRelease | None:
         """The release in force on a date of service, or None.
@@ -162,6 +168,10 @@ class CodeData:
             facts.update(hcpcs.rows[code].facts(hcpcs.key))
             facts["hcpcs_covers_date"] = hcpcs_covers
             used.append(hcpcs.source())
+        described = self.cpt_descriptors.get(code)
+        if described is not None:
+            facts.update(cpt_short_descriptor=described[0], cpt_short_descriptor_release=described[1])
+            used.append(descriptors_source(described[1]))
         entry = self.catalogue.entries.get(code)
         if entry is not None:
             facts.update(entry.facts())
@@ -212,6 +222,11 @@ class CodeData:
 def pfs_source(release: PfsRelease) -> DataSource:
     return DataSource(release.key, f"CMS Physician Fee Schedule {release.key}",
                       release.effective.isoformat(), release.released, release.sha256)
+
+
+def descriptors_source(release: str) -> DataSource:
+    return DataSource(f"{release}-cpt-descriptors",
+                      f"CPT short descriptors © American Medical Association, from your imported file ({release})")
 
 
 def catalogue_source(catalogue: Catalogue) -> DataSource:

@@ -12,6 +12,7 @@ from ..data.locality import LocalityInfo
 from ..engine import AnswerResult, CodeReport
 from ..provenance import DataSource, Provenance
 from ..ruleset import Ruleset
+from ..search import CATALOGUE_SOURCE, Match, descriptor_label
 from ..v1 import code_pb2
 
 _RVU = {
@@ -87,6 +88,8 @@ def code(report: CodeReport) -> code_pb2.Code:
         clinical_context=f["clinical_context"], specialties=f["specialties"], curated=f["curated"])
     if not message.descriptor and f["hcpcs_long_description"]:
         message.descriptor = f["hcpcs_long_description"]
+    message.cpt_short_descriptor = f["cpt_short_descriptor"]
+    message.descriptor_source = descriptor_source(f)
     message.fee_schedule.CopyFrom(code_pb2.FeeSchedule(
         on_fee_schedule=f["on_fee_schedule"], release=f["pfs_release"],
         status_indicator=f["status_indicator"], status_meaning=f["status_meaning"],
@@ -142,6 +145,27 @@ def code(report: CodeReport) -> code_pb2.Code:
     return message
 
 
+def descriptor_source(f: dict[str, Any]) -> str:
+    """Where the code's description comes from, in the order answers prefer them."""
+    if f["descriptor"]:
+        return CATALOGUE_SOURCE
+    if f["hcpcs_long_description"]:
+        return f"CMS HCPCS file {f['hcpcs_release']}"
+    if f["cpt_short_descriptor"]:
+        return descriptor_label(f["cpt_short_descriptor_release"])
+    return ""
+
+
+def code_match(match: Match) -> Any:
+    """A SearchCodes match."""
+    from ..v1 import code_rules_service_pb2
+
+    return code_rules_service_pb2.CodeMatch(
+        code=match.code, score=match.score, matched_text=match.matched_text,
+        matched_field=match.matched_field, category=category_enum(match.category),
+        descriptor=match.descriptor)
+
+
 _OUTCOMES = {name: code_pb2.AnswerOutcome.Value(f"ANSWER_OUTCOME_{name}")
              for name in ("ANSWERED", "CODE_NOT_FOUND", "NEED_CODE", "MALFORMED_CODE", "NOT_UNDERSTOOD")}
 
@@ -153,6 +177,8 @@ def answer(result: AnswerResult) -> code_pb2.Answer:
         malformed_codes=result.malformed, matched_phrasings=result.matched, question=result.question,
         fee_schedule_release=result.fee_schedule_release, covers_date_of_service=result.covers_date_of_service,
         topic=result.topic)
+    message.candidates.extend(code_pb2.CodeCandidate(code=m.code, score=m.score, why=m.why,
+                                                     descriptor=m.descriptor) for m in result.candidates)
     if result.provenance is not None:
         message.provenance.CopyFrom(provenance(result.provenance))
     if result.date_of_service:

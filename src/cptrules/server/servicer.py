@@ -142,6 +142,13 @@ class CodeRulesServicer(code_rules_service_pb2_grpc.CodeRulesServiceServicer):
                            request.resume_token, context)
 
     @_guarded
+    def SearchCodes(self, request: Any, context: grpc.ServicerContext) -> Any:
+        matches = self.engine.search_codes(
+            _bounded("query", request.query, limits.SEARCH_QUERY_MAX_CHARS), _category(request),
+            request.page_size)
+        return service_pb2.SearchCodesResponse(matches=[convert.code_match(m) for m in matches])
+
+    @_guarded
     def GetRuleset(self, request: Any, context: grpc.ServicerContext) -> code_pb2.Ruleset:
         snap = self.engine.snapshot
         message = convert.ruleset(snap.ruleset, snap.data.sources(), len(snap.codes))
