@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .cli_options import Parser, apply_environment
 from .errors import CptrulesError, InvalidInputError, RuleFileErrors
 
 log = logging.getLogger("cptrules")
@@ -56,17 +57,58 @@ def _engine(args: argparse.Namespace, check_data: bool = True) -> Any:
     return Engine.load(args.rules, dirs, check_data=check_data, clock=_clock(args))
 
 
+def _serve_features(args: argparse.Namespace) -> Any:
+    """Transport, tokens, request and decision logs from the serve options; files read now, so
+    a bad token file or certificate stops the start before anything is loaded."""
+    from .server.app import Features
+    from .server.tls import Transport, check_transport
+
+    transport = Transport(args.tls_cert, args.tls_key, args.tls_client_ca, args.insecure)
+    check_transport(transport, args.host)
+    tokens = decisions = None
+    if args.auth_token_file is not None:
+        from .server.auth import TokenSet
+
+        tokens = TokenSet(args.auth_token_file)
+    if args.decision_log is not None:
+        from .server.decisions import DecisionLog
+
+        decisions = DecisionLog(args.decision_log, args.decision_log_max_bytes,
+                                args.decision_log_backups, args.decision_log_queue)
+    return Features(transport, tokens, args.reflection_requires_auth, decisions, request_log=True)
+
+
+def _metrics_registry(args: argparse.Namespace) -> Any:
+    """A registry served on --metrics-addr (or --metrics-port on --host); None without either."""
+    if args.metrics_addr is None and args.metrics_port is None:
+        return None
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from .server.tls import ServerConfigError
+
+    host, port = args.host, args.metrics_port
+    if args.metrics_addr is not None:
+        host, _, text = args.metrics_addr.rpartition(":")
+        if not text.isdigit():
+            raise ServerConfigError(f"--metrics-addr {args.metrics_addr!r} is not HOST:PORT")
+        port, host = int(text), host.strip("[]") or "0.0.0.0"
+    registry = CollectorRegistry()
+    try:
+        start_http_server(port, addr=host, registry=registry)
+    except OSError as error:
+        raise ServerConfigError(f"cannot serve metrics on {host}:{port}: {error.strerror or error}") from None
+    return registry
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .server.app import ServerOptions
-    from .server.lifecycle import serve
+    from .server import logs
+    from .server.app import ServerOptions, check_bindable
+    from .server.lifecycle import Lifecycle, serve
 
-    engine = _engine(args)
-    registry = None
-    if args.metrics_port is not None:
-        from prometheus_client import CollectorRegistry, start_http_server
-
-        registry = CollectorRegistry()
-        start_http_server(args.metrics_port, addr=args.host, registry=registry)
+    logs.configure(args.log_format, args.log_level)
+    check_bindable(f"{args.host}:{args.port}")  # a port in use is one line, before any loading
+    features = _serve_features(args)
+    registry = _metrics_registry(args)
     options = ServerOptions(
         workers=args.workers, max_streams=args.max_streams, max_connections=args.max_connections or 0,
         max_streams_per_connection=args.max_streams_per_connection,
@@ -75,9 +117,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         handshake_timeout=args.handshake_timeout, keepalive_time=args.keepalive_time,
         keepalive_timeout=args.keepalive_timeout,
         min_client_ping_interval=args.min_client_ping_interval,
-        max_response_bytes=args.max_response_bytes)
-    return serve(engine, args.host, args.port, options, grace=args.grace, registry=registry,
-                 out=sys.stdout)
+        max_request_bytes=args.max_request_bytes, max_response_bytes=args.max_response_bytes)
+    life = Lifecycle(grace=args.grace, shutdown_delay=args.shutdown_delay, watch=args.watch)
+    if features.tokens is not None:
+        life.on_reload.append(features.tokens.reload)
+    if features.decisions is not None:
+        life.on_stop.append(features.decisions.close)
+    return serve(lambda: _engine(args), args.host, args.port, options, grace=life, registry=registry,
+                 out=sys.stdout, features=features)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .server.replay import format_report, replay
+
+    missing = [str(p) for p in args.logs if not p.is_file()]
+    if missing:
+        print(f"error: no such decision log: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    report = replay(args.logs, _engine(args))
+    print(format_report(report))
+    return 1 if report.changed or report.unreadable else 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -389,7 +448,7 @@ def _serve_limits(p: argparse.ArgumentParser) -> None:
     d = ServerOptions()
     count, seconds = _positive(int), _positive(float)
     g = p.add_argument_group("limits", "what one server accepts; times in seconds")
-    g.add_argument("--workers", type=count, default=d.workers,
+    g.add_argument("--workers", "--max-concurrent-rpcs", type=count, default=d.workers,
                    help="calls computed at once; more get RESOURCE_EXHAUSTED (default %(default)s)")
     g.add_argument("--max-streams", type=count, default=d.max_streams,
                    help="open health-watch and reflection streams (default %(default)s)")
@@ -413,12 +472,61 @@ def _serve_limits(p: argparse.ArgumentParser) -> None:
                    help="client pings more frequent than this close the connection (default %(default)s)")
     g.add_argument("--max-response-bytes", type=count, default=d.max_response_bytes,
                    help="largest response message (default %(default)s)")
-    g.add_argument("--grace", type=seconds, default=5.0,
+    g.add_argument("--max-request-bytes", type=count, default=d.max_request_bytes,
+                   help="largest request message, refused before it is parsed (default %(default)s)")
+    g.add_argument("--grace", "--grace-period", type=seconds, default=5.0,
                    help="on SIGTERM, time running calls get to finish (default %(default)s)")
+    g.add_argument("--shutdown-delay", type=_non_negative, default=0.0,
+                   help="on SIGTERM, time health says NOT_SERVING before the listener closes, for "
+                        "load balancers to notice")
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must not be negative")
+    return value
+
+
+def _serve_security(p: argparse.ArgumentParser) -> None:
+    """Transport security, tokens, logs, the decision log, metrics and reloading."""
+    from .server.logs import FORMATS
+
+    g = p.add_argument_group("security", "plaintext is refused except on loopback or with --insecure")
+    g.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve TLS")
+    g.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    g.add_argument("--tls-client-ca", type=Path,
+                   help="PEM CA certificates: mutual TLS, every client must present a certificate they signed")
+    g.add_argument("--insecure", action="store_true", help="serve plaintext on a non-loopback address")
+    g.add_argument("--auth-token-file", type=Path,
+                   help="file of allowed bearer tokens, one 'sha256:<hex of SHA-256 of the token>' a line; "
+                        "re-read when it changes and on SIGHUP")
+    g.add_argument("--reflection-requires-auth", action="store_true",
+                   help="with --auth-token-file, server reflection needs a token too (health never does)")
+    g = p.add_argument_group("operations")
+    g.add_argument("--log-format", choices=FORMATS, default="auto",
+                   help="stderr log format; auto: console on a terminal, else JSON lines")
+    g.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    g.add_argument("--decision-log", type=Path, help="append one JSON line per answer to this file (rotated)")
+    g.add_argument("--decision-log-max-bytes", type=_positive(int), default=100 << 20,
+                   help="rotate the decision log at this size")
+    g.add_argument("--decision-log-backups", type=_positive(int), default=5,
+                   help="rotated decision logs kept")
+    g.add_argument("--decision-log-queue", type=_positive(int), default=10_000,
+                   help="decisions waiting to be written; beyond, they are dropped and counted")
+    g.add_argument("--metrics-addr", help="serve Prometheus metrics on HOST:PORT")
+    g.add_argument("--watch", action="store_true",
+                   help="reload when a file in the rules or data directory changes")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cptrules", description=__doc__)
+    from .version import version
+
+    parser = Parser(prog="cptrules", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"cptrules {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_data_dir(p: argparse.ArgumentParser) -> None:
@@ -437,9 +545,16 @@ def build_parser() -> argparse.ArgumentParser:
     with_sources(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=50051, help="0 picks a free port (printed on start)")
-    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port of --host")
     _serve_limits(p)
+    _serve_security(p)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("replay", help="ask the decision log's requests again of the current rules "
+                                      "and data; exit 1 when an answer changed")
+    with_sources(p)
+    p.add_argument("logs", type=Path, nargs="+", help="decision log files (rotated ones too)")
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("check", help="validate rule files, run their tests, check them on the data")
     p.add_argument("dir", nargs="?", type=Path)
@@ -535,7 +650,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    apply_environment(parser)  # every option also from CPTRULES_<OPTION>
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args))
     except RuleFileErrors as error:

@@ -16,6 +16,7 @@ from . import limits
 from cachetools import LRUCache
 
 from .answers.templates import render
+from .cancellation import raise_if_abandoned
 from .codes import normalise_code
 from .data.locality import LocalityInfo, Place, display_name
 from .data.store import CodeData, descriptors_source
@@ -178,10 +179,17 @@ class ReportCache:
     def __init__(self, size: int = 50_000) -> None:
         self._cache: LRUCache[Any, Any] = LRUCache(maxsize=size)
         self._lock = threading.Lock()
+        self.hits = 0    # read by the metrics endpoint (hit ratio)
+        self.misses = 0
 
     def get(self, key: Any) -> Any:
         with self._lock:
-            return self._cache.get(key)
+            value = self._cache.get(key)
+            if value is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+            return value
 
     def put(self, key: Any, value: Any) -> None:
         with self._lock:
@@ -354,7 +362,12 @@ class Engine:
             except CodeNotFoundError as error:
                 error.metadata["index"] = str(index)
                 raise
-        return [self._report(c, dos, snap, place=place) for c in resolved]
+        reports = []
+        for index, code in enumerate(resolved):
+            if index % 25 == 0:
+                raise_if_abandoned()
+            reports.append(self._report(code, dos, snap, place=place))
+        return reports
 
     def list_codes(self, page_size: int, after: str = "", category: str = "",
                    dos: dt.date | None = None, revision: str = "") -> CodePage:
@@ -374,8 +387,12 @@ class Engine:
         start = bisect.bisect_right(codes, after) if after else 0
         page = codes[start:start + size]
         more = start + size < len(codes)
-        return CodePage([self._report(c, dos, snap) for c in page], page[-1] if more and page else "",
-                        len(codes), snap.ruleset.revision)
+        reports = []
+        for index, code in enumerate(page):
+            if index % 25 == 0:  # a page is long work: stop when its caller has gone
+                raise_if_abandoned()
+            reports.append(self._report(code, dos, snap))
+        return CodePage(reports, page[-1] if more and page else "", len(codes), snap.ruleset.revision)
 
     def list_localities(self, page_size: int, after: str = "", state: str = "",
                         dos: dt.date | None = None, revision: str = "") -> LocalityPage:

@@ -4,7 +4,8 @@ Without it every request queued in the thread pool without bound, behind which a
 waited for as long as the queue took. Now unary calls and streams each have a limit, a call over
 its limit gets RESOURCE_EXHAUSTED (ErrorInfo OVERLOADED, RetryInfo) in microseconds, and health
 checks are never counted: the server's pool keeps threads beyond both limits, so a health check
-always finds one.
+always finds one. An admitted unary call's long loops (a page of codes) stop once its client has
+gone or its deadline has passed, so a place is not held for an answer nobody will read.
 """
 
 from __future__ import annotations
@@ -15,10 +16,19 @@ from typing import Any
 
 import grpc
 
+from ..cancellation import abandoned_when
 from . import status
 from .handlers import rewrap
 
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+
+
+def _abandoned(context: grpc.ServicerContext) -> bool:
+    """The client cancelled, went away, or its deadline passed."""
+    if not context.is_active():
+        return True
+    remaining = context.time_remaining()
+    return remaining is not None and remaining <= 0
 
 
 class Gate:
@@ -81,7 +91,8 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
                         context.abort(grpc.StatusCode.CANCELLED, "the call ended before it ran")
                     return behaviour(request, context)
                 try:
-                    return behaviour(request, context)
+                    with abandoned_when(lambda: _abandoned(context)):  # long core loops stop early
+                        return behaviour(request, context)
                 finally:
                     gate.leave()
 

@@ -1,11 +1,14 @@
 """Build the gRPC server: CodeRulesService, standard health checking and reflection, with
-bounded concurrency, bounded connections and requests parsed where a bad one is the client's error."""
+bounded concurrency, bounded connections and requests parsed where a bad one is the client's error;
+optionally TLS or mutual TLS, bearer tokens, a request log and a decision log."""
 
 from __future__ import annotations
 
+import datetime as dt
 import resource
+import socket
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -16,9 +19,13 @@ from .. import limits
 from ..engine import Engine
 from ..v1 import code_rules_service_pb2, code_rules_service_pb2_grpc
 from .admission import AdmissionInterceptor
+from .auth import AuthInterceptor, TokenSet
+from .decisions import DecisionInterceptor, DecisionLog
 from .metrics import MetricsInterceptor
 from .parsing import RequestParsingInterceptor
+from .requestlog import RequestLogInterceptor
 from .servicer import CodeRulesServicer
+from .tls import ServerConfigError, Transport, check_transport, server_credentials
 
 SERVICE_NAME = code_rules_service_pb2.DESCRIPTOR.services_by_name["CodeRulesService"].full_name
 # Threads beyond the admission limits: health checks and refusals always find one free.
@@ -76,6 +83,41 @@ class ServerOptions:
 
 
 @dataclass
+class Features:
+    """What a server does besides answering: transport security, tokens, logs, decisions."""
+
+    transport: Transport = field(default_factory=Transport)
+    tokens: TokenSet | None = None
+    reflection_requires_auth: bool = False
+    decisions: DecisionLog | None = None
+    request_log: bool = False
+
+
+class BindError(ServerConfigError):
+    """The listening address cannot be bound (in use, not ours, not an address)."""
+
+    reason = "BIND_FAILED"
+
+
+def check_bindable(address: str) -> None:
+    """Fail in one line, before anything slow, when the address is taken or not ours.
+    (grpc binds with SO_REUSEADDR, so a port in TIME_WAIT is still usable.)"""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except (OSError, ValueError) as error:
+        raise BindError(f"cannot listen on {address}: {error}") from None
+    family, kind, proto, _, sockaddr = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(sockaddr)
+        except OSError as error:
+            raise BindError(f"cannot listen on {address}: {error.strerror or error}") from None
+
+
+@dataclass
 class Server:
     """A built server, the port it bound and its health service (for a graceful stop)."""
 
@@ -84,35 +126,95 @@ class Server:
     health: health.HealthServicer
 
 
-def build_server(engine: Engine, address: str = "127.0.0.1:0", options: ServerOptions | None = None,
-                 registry: CollectorRegistry | None = None) -> Server:
-    """A server bound to `address`, ready to start. With a Prometheus registry, every unary RPC
-    is counted and timed in it, refusals by admission control and unparseable requests included."""
+@dataclass
+class _EngineSlot:
+    """The engine a bound server will answer from, filled in once it is loaded."""
+
+    engine: Engine | None = None
+
+    def revision(self) -> str:
+        return self.engine.snapshot.ruleset.revision if self.engine is not None else ""
+
+    def today(self) -> dt.date:
+        assert self.engine is not None
+        return self.engine.clock()
+
+
+@dataclass
+class BoundServer:
+    """A server holding its port but serving nothing yet: bind first, then load, then install."""
+
+    grpc_server: grpc.Server
+    port: int
+    _slot: _EngineSlot
+
+    def install(self, engine: Engine) -> Server:
+        """Add the services on `engine`; health says SERVING from the moment the server starts."""
+        self._slot.engine = engine
+        server = self.grpc_server
+        code_rules_service_pb2_grpc.add_CodeRulesServiceServicer_to_server(CodeRulesServicer(engine), server)
+        health_servicer = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        for name in ("", SERVICE_NAME):
+            health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME), server)
+        return Server(server, self.port, health_servicer)
+
+
+def bind_server(address: str = "127.0.0.1:0", options: ServerOptions | None = None,
+                registry: CollectorRegistry | None = None,
+                features: Features | None = None) -> BoundServer:
+    """A server bound to `address` with its interceptors, before any rules or data are loaded.
+
+    Interceptors, outermost first: request log, metrics, tokens, admission control, decision
+    log, request parsing. So every call is logged and counted, refusals included; a refused
+    token costs no admission slot; the decision log sees request bytes, parsed off the path."""
     options = options or ServerOptions()
-    interceptors: list[grpc.ServerInterceptor] = [
-        AdmissionInterceptor(options.workers, options.max_streams), RequestParsingInterceptor()]
+    features = features or Features()
+    host = address.rpartition(":")[0]
+    check_transport(features.transport, host)
+    slot = _EngineSlot()
+    interceptors: list[grpc.ServerInterceptor] = []
+    if features.request_log:
+        interceptors.append(RequestLogInterceptor(slot.revision))
     if registry is not None:
-        interceptors.insert(0, MetricsInterceptor(registry))
+        interceptors.append(MetricsInterceptor(registry))
+    if features.tokens is not None:
+        interceptors.append(AuthInterceptor(features.tokens, features.reflection_requires_auth))
+    interceptors.append(AdmissionInterceptor(options.workers, options.max_streams))
+    if features.decisions is not None:
+        interceptors.append(DecisionInterceptor(features.decisions, slot.today, slot.revision))
+    interceptors.append(RequestParsingInterceptor())
     pool = futures.ThreadPoolExecutor(max_workers=options.workers + options.max_streams + SPARE_THREADS,
                                       thread_name_prefix="grpc")
     server = grpc.server(pool, interceptors=interceptors, options=options.channel_options())
-    code_rules_service_pb2_grpc.add_CodeRulesServiceServicer_to_server(CodeRulesServicer(engine), server)
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-         reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(address)
+    try:
+        if features.transport.tls:
+            port = server.add_secure_port(address, server_credentials(features.transport))
+        else:
+            port = server.add_insecure_port(address)
+    except RuntimeError:
+        port = 0
     if port == 0:
-        raise OSError(f"could not bind {address}")
-    return Server(server, port, health_servicer)
+        raise BindError(f"cannot listen on {address}")
+    return BoundServer(server, port, slot)
+
+
+def build_server(engine: Engine, address: str = "127.0.0.1:0", options: ServerOptions | None = None,
+                 registry: CollectorRegistry | None = None,
+                 features: Features | None = None) -> Server:
+    """A server bound to `address`, ready to start. With a Prometheus registry, every unary RPC
+    is counted and timed in it, refusals by admission control and unparseable requests included."""
+    return bind_server(address, options, registry, features).install(engine)
 
 
 def create_server(engine: Engine, address: str = "127.0.0.1:0", max_workers: int = 8,
                   registry: CollectorRegistry | None = None,
-                  options: ServerOptions | None = None) -> tuple[grpc.Server, int]:
+                  options: ServerOptions | None = None,
+                  features: Features | None = None) -> tuple[grpc.Server, int]:
     """A server ready to start and the port it got (`build_server` with fewer handles)."""
-    built = build_server(engine, address, options or ServerOptions(workers=max_workers), registry)
+    built = build_server(engine, address, options or ServerOptions(workers=max_workers), registry,
+                         features)
     return built.grpc_server, built.port

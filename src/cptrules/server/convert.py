@@ -14,6 +14,7 @@ from ..provenance import DataSource, Provenance
 from ..ruleset import Ruleset
 from ..search import CATALOGUE_SOURCE, Match, descriptor_label
 from ..v1 import code_pb2
+from ..version import version
 
 _RVU = {
     "national": code_pb2.RVU_AVAILABILITY_NATIONAL,
@@ -190,7 +191,8 @@ def ruleset(rules: Ruleset, sources: list[DataSource], code_count: int) -> code_
     message = code_pb2.Ruleset(
         revision=rules.revision, rule_files=list(rules.files), rule_count=len(rules.rules),
         code_count=code_count, template_count=len(rules.templates),
-        phrasing_count=len(rules.phrasebook.cues), rules_source=Path(rules.root).name)
+        phrasing_count=len(rules.phrasebook.cues), rules_source=Path(rules.root).name,
+        version=version())
     message.load_time.FromDatetime(rules.loaded_at)
     message.data_releases.extend(data_release(s) for s in sources)
     return message

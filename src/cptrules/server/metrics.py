@@ -1,12 +1,19 @@
-"""Prometheus metrics for every unary RPC: count by method and status, and latency."""
+"""Prometheus metrics: every unary RPC counted by method and status and timed; the process,
+the build, the ruleset and data being served, reloads, caches and the decision log."""
 
 from __future__ import annotations
 
+import platform
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (CollectorRegistry, Counter, GCCollector, Histogram, Info,
+                               PlatformCollector, ProcessCollector)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from ..version import version
 
 
 class MetricsInterceptor(grpc.ServerInterceptor):
@@ -41,3 +48,69 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(
             observed, request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer)
+
+
+class EngineCollector:
+    """Reads the serving snapshot at scrape time: revision, load time, codes per source and
+    the hit ratio of its caches (a new snapshot starts with empty caches)."""
+
+    def __init__(self, engine: Callable[[], Any]) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[Any]:
+        engine = self.engine()
+        if engine is None:
+            return
+        snap = engine.snapshot
+        info = GaugeMetricFamily("cptrules_ruleset_info", "The ruleset being served (value 1)",
+                                 labels=["revision"])
+        info.add_metric([snap.ruleset.revision], 1)
+        yield info
+        yield GaugeMetricFamily("cptrules_ruleset_load_timestamp_seconds",
+                                "When the serving ruleset was loaded (Unix time)",
+                                value=snap.ruleset.loaded_at.timestamp())
+        codes = GaugeMetricFamily("cptrules_codes_loaded", "Codes loaded, by data source",
+                                  labels=["source"])
+        for release in snap.data.releases:
+            codes.add_metric([release.key], len(release.rows))
+        for hcpcs in snap.data.hcpcs_files:
+            codes.add_metric([hcpcs.key], len(hcpcs.rows))
+        codes.add_metric(["catalogue"], len(snap.data.catalogue.entries))
+        yield codes
+        entries = GaugeMetricFamily("cptrules_cache_entries", "Entries in a cache", labels=["cache"])
+        hits = CounterMetricFamily("cptrules_cache_hits", "Cache lookups that found an entry",
+                                   labels=["cache"])
+        misses = CounterMetricFamily("cptrules_cache_misses", "Cache lookups that found none",
+                                     labels=["cache"])
+        ratio = GaugeMetricFamily("cptrules_cache_hit_ratio", "Hits / lookups since the snapshot loaded",
+                                  labels=["cache"])
+        for name in ("reports", "categories", "answers"):
+            cache = getattr(snap, name, None)
+            if cache is None:
+                continue
+            hit, miss = getattr(cache, "hits", 0), getattr(cache, "misses", 0)
+            entries.add_metric([name], len(cache))
+            hits.add_metric([name], hit)
+            misses.add_metric([name], miss)
+            ratio.add_metric([name], hit / (hit + miss) if hit + miss else 0.0)
+        yield from (entries, hits, misses, ratio)
+
+
+class ServiceMetrics:
+    """Everything but the per-RPC figures: process and platform, build info, the snapshot
+    (EngineCollector), reloads by result, and decision records dropped."""
+
+    def __init__(self, registry: CollectorRegistry, engine: Callable[[], Any]) -> None:
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+        Info("cptrules_build", "The server build", registry=registry).info(
+            {"version": version(), "python": platform.python_version(), "grpc": grpc.__version__})
+        registry.register(EngineCollector(engine))
+        self.reloads = Counter("cptrules_reloads", "Reloads of rules and data, by result", ["result"],
+                               registry=registry)
+        for result in ("success", "failure"):
+            self.reloads.labels(result)
+        self.decisions_dropped = Counter("cptrules_decisions_dropped",
+                                         "Decision records dropped because the writer was behind",
+                                         registry=registry)

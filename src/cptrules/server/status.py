@@ -11,6 +11,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from ..cancellation import RequestAbandoned
 from ..errors import (CodeNotFoundError, CptrulesError, DataImportError, InvalidInputError,
                       RuleEvaluationError, RuleFileErrors, ZipNeedsPlusFourError)
 
@@ -59,6 +60,8 @@ def to_status(error: CptrulesError) -> grpc.Status:
         details.append(_pack(error_details_pb2.PreconditionFailure(violations=[
             error_details_pb2.PreconditionFailure.Violation(
                 type=error.reason, subject=error.metadata.get("file", ""), description=message)])))
+    elif isinstance(error, RequestAbandoned):
+        code = code_pb2.CANCELLED
     elif isinstance(error, ZipNeedsPlusFourError):
         code = code_pb2.FAILED_PRECONDITION
         details.append(_pack(error_details_pb2.PreconditionFailure(violations=[
@@ -88,3 +91,17 @@ def malformed_request(method: str, size: int) -> grpc.Status:
     return rpc_status.to_status(status_pb2.Status(
         code=code_pb2.INVALID_ARGUMENT, details=[_pack(info)],
         message=f"the {size}-byte request is not a valid {method} request message"))
+
+
+def unauthenticated(reason: str, message: str) -> grpc.Status:
+    """UNAUTHENTICATED: the call carries no credentials the service could check."""
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN)
+    return rpc_status.to_status(status_pb2.Status(
+        code=code_pb2.UNAUTHENTICATED, message=message, details=[_pack(info)]))
+
+
+def permission_denied(reason: str, message: str) -> grpc.Status:
+    """PERMISSION_DENIED: the credentials the call carries are not accepted."""
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN)
+    return rpc_status.to_status(status_pb2.Status(
+        code=code_pb2.PERMISSION_DENIED, message=message, details=[_pack(info)]))
