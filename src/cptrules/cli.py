@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli_options import Parser, apply_environment
-from .errors import CptrulesError, InvalidInputError, RuleFileErrors
+from .errors import CptrulesError, RuleFileErrors
 
 log = logging.getLogger("cptrules")
 
@@ -36,17 +36,10 @@ def _data_dirs(args: argparse.Namespace) -> list[Path]:
 
 
 def _clock(args: argparse.Namespace) -> Any:
-    """The engine's today: --today, else CPTRULES_TODAY, else the UTC date as it passes."""
-    import os
-
+    """The engine's today: --today (or its CPTRULES_TODAY), else the UTC date as it passes."""
     from .engine import utc_today
 
     day = getattr(args, "today", None)
-    if day is None and os.environ.get("CPTRULES_TODAY"):
-        try:
-            day = _date(os.environ["CPTRULES_TODAY"])
-        except argparse.ArgumentTypeError as error:
-            raise InvalidInputError(f"CPTRULES_TODAY: {error}", "CPTRULES_TODAY") from None
     return utc_today if day is None else (lambda: day)
 
 

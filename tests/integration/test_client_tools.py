@@ -75,11 +75,12 @@ def test_ask_today_flag_beats_the_environment_which_beats_the_clock(
     assert "date of service: 2024-06-30" in capsys.readouterr().out
 
 
-def test_a_bad_today_in_the_environment_is_one_line(monkeypatch, capsys):
+def test_a_bad_today_in_the_environment_is_a_usage_error_naming_it(monkeypatch, capsys):
     monkeypatch.setenv("CPTRULES_TODAY", "2026-02-30")
-    assert cli.main(["ask", "is 0556T permanent"]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("error: CPTRULES_TODAY: '2026-02-30' is not a date") and err.count("\n") == 1
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["ask", "is 0556T permanent"])
+    assert exit_.value.code == 2
+    assert "CPTRULES_TODAY='2026-02-30': '2026-02-30' is not a date" in capsys.readouterr().err
 
 
 def test_a_bad_today_flag_is_a_usage_error(capsys):

@@ -84,7 +84,7 @@ def test_options_added_later_get_their_variable_and_every_option_shows_a_default
                 continue
             assert f"[env {variable}]" in helptext, (name, variable)
             if action.default not in (None, argparse.SUPPRESS, False):
-                assert "default" in helptext.split(f"[env {variable}]")[0].rsplit("]", 1)[-1], (
+                assert "default" in helptext.split(f"[env {variable}]")[0].rsplit("[env ", 1)[-1], (
                     name, variable)
     serve_help = " ".join(subparsers.choices["serve"].format_help().split())
     assert "default: 127.0.0.1 [env CPTRULES_HOST]" in serve_help
