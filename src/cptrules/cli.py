@@ -42,9 +42,17 @@ def _engine(args: argparse.Namespace, check_data: bool = True) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .server.app import ServerOptions
     from .server.lifecycle import serve
 
+    if args.processes > 1:
+        if args.metrics_port is not None:
+            print("error: --metrics-port serves one process's metrics; it cannot be used with --processes",
+                  file=sys.stderr)
+            return 2
+        from .server.processes import serve_processes
+
+        return serve_processes(lambda: _engine(args), args.host, args.port, _server_options(args),
+                               args.processes, args.grace, sys.stdout)
     engine = _engine(args)
     registry = None
     if args.metrics_port is not None:
@@ -52,7 +60,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         registry = CollectorRegistry()
         start_http_server(args.metrics_port, addr=args.host, registry=registry)
-    options = ServerOptions(
+    return serve(engine, args.host, args.port, _server_options(args), grace=args.grace, registry=registry,
+                 out=sys.stdout)
+
+
+def _server_options(args: argparse.Namespace) -> Any:
+    from .server.app import ServerOptions
+
+    return ServerOptions(
         workers=args.workers, max_streams=args.max_streams, max_connections=args.max_connections or 0,
         max_streams_per_connection=args.max_streams_per_connection,
         max_connection_idle=args.max_connection_idle, max_connection_age=args.max_connection_age,
@@ -61,8 +76,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         keepalive_timeout=args.keepalive_timeout,
         min_client_ping_interval=args.min_client_ping_interval,
         max_response_bytes=args.max_response_bytes)
-    return serve(engine, args.host, args.port, options, grace=args.grace, registry=registry,
-                 out=sys.stdout)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -331,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=50051, help="0 picks a free port (printed on start)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    p.add_argument("--processes", type=_positive(int), default=1,
+                   help="serving processes sharing the port (SO_REUSEPORT; default %(default)s)")
     _serve_limits(p)
     p.set_defaults(func=cmd_serve)
 
