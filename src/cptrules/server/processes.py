@@ -217,8 +217,8 @@ def serve_processes(load: Callable[[], Engine], host: str, port: int, options: S
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
     try:
         if not _await_ready(parent):
-            parent.stop_all(time.monotonic() + grace + 5)
-            return 1
+            clean = parent.stop_all(time.monotonic() + grace + 5)
+            return 0 if parent.stop.is_set() and clean else 1  # asked to stop while starting, or failed
         parent.reloader.start()
         snap = engine.snapshot
         if out is not None:
