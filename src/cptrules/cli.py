@@ -95,14 +95,44 @@ def _metrics_registry(args: argparse.Namespace) -> Any:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server import logs
-    from .server.app import ServerOptions, check_bindable
+    from .server.app import check_bindable
     from .server.lifecycle import Lifecycle, serve
 
     logs.configure(args.log_format, args.log_level)
+    if args.processes > 1:
+        return _serve_processes(args)
     check_bindable(f"{args.host}:{args.port}")  # a port in use is one line, before any loading
     features = _serve_features(args)
     registry = _metrics_registry(args)
-    options = ServerOptions(
+    life = Lifecycle(grace=args.grace, shutdown_delay=args.shutdown_delay, watch=args.watch)
+    if features.tokens is not None:
+        life.on_reload.append(features.tokens.reload)
+    if features.decisions is not None:
+        life.on_stop.append(features.decisions.close)
+    return serve(lambda: _engine(args), args.host, args.port, _server_options(args), grace=life,
+                 registry=registry, out=sys.stdout, features=features)
+
+
+def _serve_processes(args: argparse.Namespace) -> int:
+    """`--processes N`: workers sharing the port, each with the same transport and tokens. What
+    one process owns alone (a metrics listener, a decision log file, a directory watch) is refused."""
+    from .server.processes import serve_processes
+
+    alone = [flag for flag, value in (("--metrics-port", args.metrics_port), ("--metrics-addr", args.metrics_addr),
+                                      ("--decision-log", args.decision_log), ("--watch", args.watch or None))
+             if value is not None]
+    if alone:
+        print(f"error: {', '.join(alone)} belong(s) to one process; they cannot be used with --processes",
+              file=sys.stderr)
+        return 2
+    return serve_processes(lambda: _engine(args), args.host, args.port, _server_options(args),
+                           args.processes, args.grace, sys.stdout, features=_serve_features(args))
+
+
+def _server_options(args: argparse.Namespace) -> Any:
+    from .server.app import ServerOptions
+
+    return ServerOptions(
         workers=args.workers, max_streams=args.max_streams, max_connections=args.max_connections or 0,
         max_streams_per_connection=args.max_streams_per_connection,
         max_connection_idle=args.max_connection_idle, max_connection_age=args.max_connection_age,
@@ -111,13 +141,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         keepalive_timeout=args.keepalive_timeout,
         min_client_ping_interval=args.min_client_ping_interval,
         max_request_bytes=args.max_request_bytes, max_response_bytes=args.max_response_bytes)
-    life = Lifecycle(grace=args.grace, shutdown_delay=args.shutdown_delay, watch=args.watch)
-    if features.tokens is not None:
-        life.on_reload.append(features.tokens.reload)
-    if features.decisions is not None:
-        life.on_stop.append(features.decisions.close)
-    return serve(lambda: _engine(args), args.host, args.port, options, grace=life, registry=registry,
-                 out=sys.stdout, features=features)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -539,6 +562,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=50051, help="0 picks a free port (printed on start)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port of --host")
+    p.add_argument("--processes", type=_positive(int), default=1,
+                   help="serving processes sharing the port (SO_REUSEPORT)")
     _serve_limits(p)
     _serve_security(p)
     p.set_defaults(func=cmd_serve)

@@ -230,25 +230,42 @@ def build_snapshot(rules_dir: Path, data_dirs: list[Path], check_data: bool = Tr
                    today: dt.date | None = None) -> Snapshot:
     """Compile rules, load data, and refuse the pair on any problem ruleset_problems finds.
 
-    The full check of a pair that passed it before, on the same rules, data, code and day, is
-    not redone (see checked.py): a restart costs loading, not checking."""
-    from . import checked
+    A pair that passed the full check is persisted, compiled and with its codes classified,
+    under the content of its rules, data and code (see persisted.py): a restart on the same
+    inputs maps that file in instead of compiling, loading and classifying again. The full check
+    of a pair that passed it before on the same day is not redone (see checked.py); on another
+    day it runs again, on the mapped-in snapshot."""
+    from . import checked, persisted
+    from .ruleset.compile import compile_ruleset, read_rules
 
-    ruleset = load_ruleset(rules_dir)
-    search_rules = load_search_rules(rules_dir)
-    data = CodeData.load(data_dirs)
-    codes = data.codes()
     day = today or utc_today()
-    print_ = checked.fingerprint(ruleset.revision, data_dirs, day) if check_data else ""
-    if not (check_data and checked.passed_before(print_)):
+    sources = read_rules(rules_dir)
+    search_rules = load_search_rules(rules_dir)
+    inputs = checked.Inputs.of(sources.revision(), data_dirs)
+    stored = persisted.read(inputs.key)
+    if stored is not None:
+        ruleset = replace(stored.ruleset, root=sources.root, loaded_at=dt.datetime.now(dt.timezone.utc))
+        data, codes = stored.data, list(stored.codes)
+    else:
+        ruleset = compile_ruleset(sources)
+        data = CodeData.load(data_dirs)
+        codes = data.codes()
+    check_key = inputs.check_key(day)
+    if not (check_data and checked.passed_before(check_key)):
         _, problems = ruleset_problems(ruleset, data, codes, day, check_data)
         if problems:
             raise RuleFileErrors(problems)
         if check_data:
-            checked.record_pass(print_)
+            checked.record_pass(check_key)
     snapshot = Snapshot(ruleset, data, rules_dir, tuple(data_dirs), tuple(codes), search_rules)
-    if check_data:  # a snapshot about to serve: classify every code now, not on the first listing
+    if stored is not None:
+        snapshot._by_category.update(stored.by_category)
+    elif check_data:  # a snapshot about to serve: classify every code now, not on the first listing
         snapshot.index_categories()
+        # Persisted only when nothing changed while it was loaded: the key must name what is inside.
+        if checked.Inputs.of(read_rules(rules_dir).revision(), data_dirs) == inputs:
+            persisted.write(inputs.key, persisted.Stored(ruleset, data, tuple(codes),
+                                                         dict(snapshot.index_categories())))
     return snapshot
 
 

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
 
 from ..errors import RuleFileErrors, RuleProblem
 from ..ruleset.source import line_of, load_yaml
@@ -138,6 +137,8 @@ class Catalogue:
     @classmethod
     def load(cls, path: Path) -> Catalogue:
         """Read and validate catalogue.yaml; every problem is reported with its line."""
+        from jsonschema import Draft202012Validator  # here: a start from a persisted snapshot never needs it
+
         located = load_yaml(path.read_text(encoding="utf-8"), path.name) or {}
         doc = _stringify(located)
         problems = [RuleProblem(path.name, line_of(located, list(e.absolute_path)), "CATALOGUE",

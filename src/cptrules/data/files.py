@@ -18,9 +18,6 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
-
 from ..errors import DataFileError
 
 CHECKSUM = "checksum"
@@ -135,11 +132,15 @@ def read_json_gz(path: Path) -> dict[str, Any]:
     return payload
 
 
-_VALIDATORS: dict[int, Draft202012Validator] = {}
+_VALIDATORS: dict[int, Any] = {}
 
 
 def read_verified(path: Path, schema: dict[str, Any], fmt: int) -> dict[str, Any]:
     """Read a stored file and check its format version, its schema and its checksum."""
+    # Imported here: a start from a persisted snapshot reads no data file and never needs it.
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
     payload = read_json_gz(path)
     found = payload.get("format")
     if found != fmt:

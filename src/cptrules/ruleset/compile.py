@@ -18,7 +18,6 @@ from ..answers.templates import compile_question, compile_templates
 from ..errors import RuleFileErrors, RuleProblem
 from ..facts import BASE_FACTS
 from ..questions.phrasebook import compile_phrasebook
-from . import schema
 from .conditions import ConditionError, Environment, Where
 from .model import FaqEntry, Output, Rule, Ruleset, RuleTest, Table, facts_read
 from .source import RuleSources, SourceFile, line_of, parse_yaml, read_sources
@@ -29,10 +28,16 @@ _PY_TYPES = {"string": str, "double": (int, float), "bool": bool, "int": int, "l
 
 def load_ruleset(root: Path) -> Ruleset:
     """Read and compile a rules directory; raise RuleFileErrors listing every problem."""
+    return compile_ruleset(read_rules(root))
+
+
+def read_rules(root: Path) -> RuleSources:
+    """A rules directory's files, read but not compiled (their revision names the ruleset before
+    any compiling); RuleFileErrors when the directory has no manifest."""
     if not (root / MANIFEST).is_file():
         raise RuleFileErrors([RuleProblem(str(root), 0, "NO_MANIFEST",
                                           f"{MANIFEST} not found in {root}")])
-    return compile_ruleset(read_sources(root))
+    return read_sources(root)
 
 
 def compile_ruleset(sources: RuleSources) -> Ruleset:
@@ -46,6 +51,14 @@ def compile_ruleset(sources: RuleSources) -> Ruleset:
     if compiler.problems or ruleset is None:
         raise RuleFileErrors(compiler.problems + compiler.test_problems())
     return ruleset
+
+
+def _schema() -> Any:
+    """The rule files' schemas, imported on the first compile (with jsonschema, a tenth of a
+    second): a start from a persisted snapshot compiles nothing."""
+    from . import schema
+
+    return schema
 
 
 def _plain(value: Any) -> Any:
@@ -111,12 +124,12 @@ class _Compiler:
             if not problems:
                 self.problem(name, 1, "EMPTY_FILE", "the file is empty")
             return None, source
-        found, usable = schema.validate(doc, shape, name)
+        found, usable = _schema().validate(doc, shape, name)
         self.problems.extend(found)
         return (doc if usable else None), source
 
     def run(self) -> Ruleset | None:
-        manifest, _ = self.document(MANIFEST, schema.MANIFEST_SCHEMA)
+        manifest, _ = self.document(MANIFEST, _schema().MANIFEST_SCHEMA)
         if manifest is None:
             return None
         self.name = str(manifest["name"])
@@ -134,7 +147,7 @@ class _Compiler:
                              if complete or not p.message.startswith("unknown fact"))
         faq = self.faq(str(manifest["faq"]), template_files)
         phrasebook = None
-        questions, qsource = self.document(str(manifest["questions"]), schema.QUESTIONS_SCHEMA)
+        questions, qsource = self.document(str(manifest["questions"]), _schema().QUESTIONS_SCHEMA)
         if questions is not None and qsource is not None:
             phrasebook, problems = compile_phrasebook(_plain(questions), questions, qsource.path,
                                                       template_files)
@@ -197,7 +210,7 @@ class _Compiler:
         return problems
 
     def table(self, name: str, named_at: int) -> Table | None:
-        doc, _ = self.document(name, schema.TABLE_SCHEMA, named_at)
+        doc, _ = self.document(name, _schema().TABLE_SCHEMA, named_at)
         if doc is None:
             return None
         table_name = str(doc["table"])
@@ -333,7 +346,7 @@ class _Compiler:
         return tests
 
     def faq(self, name: str, intents: set[str]) -> list[FaqEntry]:
-        doc, _ = self.document(name, schema.FAQ_SCHEMA)
+        doc, _ = self.document(name, _schema().FAQ_SCHEMA)
         if doc is None:
             return []
         env = Environment(self.fact_types)
