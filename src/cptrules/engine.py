@@ -388,9 +388,10 @@ class Engine:
         return render(self._snapshot.ruleset.templates[intent], report.facts)
 
     def faq(self, text: str, dos: dt.date | None = None, zip_code: str = "",
-            locality: str = "") -> tuple[CodeReport, list[AnswerResult]]:
-        """Every FAQ entry whose condition holds for the code (priced in a place, if named)."""
-        snap = self._snapshot
+            locality: str = "", snapshot: Snapshot | None = None) -> tuple[CodeReport, list[AnswerResult]]:
+        """Every FAQ entry whose condition holds for the code (priced in a place, if named);
+        a long export passes the one snapshot it started on, so a reload cannot mix two."""
+        snap = snapshot or self._snapshot
         code = self._resolve(text, snap)
         report = self._report(code, dos, snap, place=snap.data.localities.resolve(zip_code, locality))
         entries = []
