@@ -264,6 +264,25 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """A publishable set of FAQ pages (see export/site.py); a rerun writes only what changed."""
+    from .export.progress import reporter
+    from .export.site import ExportOptions, export_site
+
+    engine = _engine(args, check_data=False)
+    codes = [c for text in args.codes for c in text.replace(",", " ").split()] if args.codes else None
+    tick, done = reporter(sys.stderr)
+    try:
+        result = export_site(engine, ExportOptions(args.dir, args.format, codes, args.category or "",
+                                                   args.date, args.since or "", args.base_url), tick)
+    finally:
+        done()
+    print(f"{result.codes} codes, {result.files} files in {args.dir}: {len(result.written)} written, "
+          f"{len(result.removed)} removed" + (f"; {len(result.changes)} codes with changed answers "
+                                               f"since {result.baseline}" if result.baseline else ""))
+    return 0
+
+
 def _positive(kind: type) -> Any:
     def parse(text: str) -> Any:
         try:
@@ -399,6 +418,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=_date, help="date of service for a ruleset diff")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("export", help="write every FAQ set as a static site (or Markdown, JSON, JSON-LD)")
+    with_sources(p)
+    p.add_argument("dir", type=Path, help="output folder; a previous export there is updated in place")
+    p.add_argument("--format", choices=["html", "markdown", "json", "jsonld"], default="html")
+    p.add_argument("--category", help="only this category, e.g. CATEGORY_III")
+    p.add_argument("--codes", nargs="+", help="only these codes (spaces or commas)")
+    p.add_argument("--date", type=_date, help="date of service of the answers (default: today)")
+    p.add_argument("--since", help="name the changes since this fee-schedule release, e.g. RVU25D "
+                                    "(default: since the previous export in DIR)")
+    p.add_argument("--base-url", default="/", help="where the site is published, for sitemap.xml")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("ask", help="answer a free-text question")
     with_sources(p)
