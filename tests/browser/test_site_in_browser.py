@@ -118,7 +118,7 @@ def test_the_code_page_renders_the_files_figures_and_the_engines_answers(site, p
         [(e.question, e.text) for e in faq.entries]
     assert all(q["@type"] == "Question" and q["name"] and q["acceptedAnswer"]["text"] for q in seen["mainEntity"])
     text = page.inner_text("body")
-    assert "CPT® is a registered trademark of the American Medical Association" in text
+    assert "CPT® is a trademark of the American Medical Association (AMA), registered" in text
     assert "RVU25D" in text
     assert page.errors == []
     shot = tmp_path / "0556T.png"

@@ -69,7 +69,7 @@ def test_every_format_carries_the_engines_answers(engine, tmp_path):
     export_site(engine, ExportOptions(tmp_path / "md", "markdown", ["0556T"], dos=DAY))
     md = (tmp_path / "md" / "codes" / "0556T.md").read_text()
     assert all(f"### {e.question}" in md and e.text in md for e in entries)
-    assert "CPT® is a registered trademark" in md
+    assert "CPT® is a trademark of the American Medical Association" in md
 
 
 def test_a_changed_rule_rewrites_only_the_pages_it_changes(engine, rules_copy, tmp_path):
