@@ -142,11 +142,16 @@ def test_the_command_exports_category_iii_and_a_rerun_writes_nothing(tmp_path, c
     assert ": 0 written, 0 removed" in capsys.readouterr().out
 
 
-def test_bad_export_input_is_one_line_error(tmp_path, capsys):
-    assert main(["export", str(tmp_path), "--category", "CATEGORY_IV"]) == 1
-    assert "is not a category" in capsys.readouterr().err
-    assert main(["export", str(tmp_path), "--codes", "0556T", "--since", "RVU19Z"]) == 1
-    assert "release 'RVU19Z' is not loaded" in capsys.readouterr().err
+def test_bad_export_input_is_refused_with_a_precise_error(engine, tmp_path, capsys):
+    from cptrules.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="release 'RVU19Z' is not loaded"):
+        export_site(engine, ExportOptions(tmp_path, codes=["0556T"], since="RVU19Z"))
     (tmp_path / "file").write_text("x")
-    assert main(["export", str(tmp_path / "file"), "--codes", "0556T"]) == 1
-    assert "is not a folder" in capsys.readouterr().err
+    with pytest.raises(InvalidInputError, match="is not a folder"):
+        export_site(engine, ExportOptions(tmp_path / "file", codes=["0556T"]))
+    with pytest.raises(InvalidInputError, match="format must be one of"):
+        export_site(engine, ExportOptions(tmp_path, "pdf", codes=["0556T"]))
+    assert main(["export", str(tmp_path / "out"), "--category", "CATEGORY_IV"]) == 1
+    assert "is not a category" in capsys.readouterr().err  # one line from the command, no traceback
+    assert not (tmp_path / "out").exists()
