@@ -442,6 +442,23 @@ def _client_commands(sub: Any, with_sources: Any) -> None:
     with_sources(p)
     add_connection_options(p)
     p.set_defaults(func=cmd_vectors)
+def cmd_export(args: argparse.Namespace) -> int:
+    """A publishable set of FAQ pages (see export/site.py); a rerun writes only what changed."""
+    from .export.progress import reporter
+    from .export.site import ExportOptions, export_site
+
+    engine = _engine(args, check_data=False)
+    codes = [c for text in args.codes for c in text.replace(",", " ").split()] if args.codes else None
+    tick, done = reporter(sys.stderr)
+    try:
+        result = export_site(engine, ExportOptions(args.dir, args.format, codes, args.category or "",
+                                                   args.date, args.since or "", args.base_url), tick)
+    finally:
+        done()
+    print(f"{result.codes} codes, {result.files} files in {args.dir}: {len(result.written)} written, "
+          f"{len(result.removed)} removed" + (f"; {len(result.changes)} codes with changed answers "
+                                               f"since {result.baseline}" if result.baseline else ""))
+    return 0
 
 
 def _positive(kind: type) -> Any:
@@ -647,6 +664,17 @@ def build_parser() -> argparse.ArgumentParser:
                                       "under DIR, for protoc -I DIR, grpcurl or @grpc/proto-loader")
     p.add_argument("dir", type=Path)
     p.set_defaults(func=cmd_protos)
+    p = sub.add_parser("export", help="write every FAQ set as a static site (or Markdown, JSON, JSON-LD)")
+    with_sources(p)
+    p.add_argument("dir", type=Path, help="output folder; a previous export there is updated in place")
+    p.add_argument("--format", choices=["html", "markdown", "json", "jsonld"], default="html")
+    p.add_argument("--category", help="only this category, e.g. CATEGORY_III")
+    p.add_argument("--codes", nargs="+", help="only these codes (spaces or commas)")
+    p.add_argument("--date", type=_date, help="date of service of the answers (default: today)")
+    p.add_argument("--since", help="name the changes since this fee-schedule release, e.g. RVU25D "
+                                    "(default: since the previous export in DIR)")
+    p.add_argument("--base-url", default="/", help="where the site is published, for sitemap.xml")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("ask", help="answer a free-text question")
     with_sources(p)

@@ -205,3 +205,144 @@ def diff_rulesets(engine: Engine, old: Snapshot, new: Snapshot, codes: list[str]
         if changed:
             report.changed.append(CodeChange(code, answers=changed))
     return report
+
+
+# -- answer-level changes with their causes (the export's changes page) ----------------------
+
+@dataclass
+class Cause:
+    """Why answers changed: a data field that moved, or a rule whose result changed.
+    `kind` is "data" or "rule"; `name` is the fact, or the rule as file:line id."""
+
+    kind: str
+    name: str
+    old: Any
+    new: Any
+
+    @property
+    def old_text(self) -> str:
+        return _shown(self.old)
+
+    @property
+    def new_text(self) -> str:
+        return _shown(self.new)
+
+    def as_text(self) -> str:
+        return f"{self.name}: {self.old_text} → {self.new_text}"
+
+
+@dataclass
+class AnswerChange:
+    """One code's answers that differ between two records, old and new side by side, and why."""
+
+    code: str
+    answers: dict[str, tuple[dict[str, str] | None, dict[str, str] | None]]
+    causes: list[Cause]
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "(rule did not fire)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_shown(v)}" for k, v in sorted(value.items())) or "(nothing set)"
+    if isinstance(value, list):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    if value == "":
+        return "(empty)"
+    if isinstance(value, str) and value.startswith(("text sha256:", "list sha256:")):
+        return "(a text)" if value.startswith("text") else "(a list)"
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    """A fact value as plain JSON data (tuples become lists) so records compare after a round trip."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _short(value: Any) -> Any:
+    """Long texts a rule sets (meanings, notes) kept as a digest: a record only needs to tell
+    that they changed, and the answers that quote them are stored whole."""
+    import hashlib
+
+    if isinstance(value, str) and len(value) > 80:
+        return "text sha256:" + hashlib.sha256(value.encode()).hexdigest()[:12]
+    if isinstance(value, list) and len(repr(value)) > 80:
+        return "list sha256:" + hashlib.sha256(repr(value).encode()).hexdigest()[:12]
+    return value
+
+
+def answer_record(report: Any, entries: Any) -> dict[str, Any]:
+    """What a later run needs to say what changed and why: the data fields that are set, each
+    fired rule (file:line id) with what it set, and every answer, all plain JSON data."""
+    from .facts import BASE_FACTS
+
+    facts = report.facts
+    data = {name: _plain(facts[name]) for name in BASE_FACTS
+            if name not in ("code", "date_of_service") and facts.get(name) not in (None, "", 0.0, 0, False, [], ())}
+    rules = {f"{f.rule.path}:{f.rule.line} {f.rule.id}": {k: _short(_plain(v)) for k, v in f.outputs.items()}
+             for f in report.evaluation.fired}
+    return {"code": report.code, "date_of_service": facts["date_of_service"], "data": data, "rules": rules,
+            "answers": {e.intent: {"question": e.question, "answer": e.text} for e in entries}}
+
+
+def _neutral_record_text(text: str, record: dict[str, Any]) -> str:
+    """An answer with its date of service and fee-schedule release masked, so answers for two
+    dates or releases compare on substance (as _neutral does for diff_releases)."""
+    day = dt.date.fromisoformat(record["date_of_service"])
+    tokens = [f"{day:%B} {day.day}, {day.year}", day.isoformat()]
+    for name in ("pfs_release", "pfs_release_in_force", "pfs_newest_listing"):
+        key = record["data"].get(name)
+        if key:
+            tokens.append(key)
+    for token in sorted(set(tokens), key=len, reverse=True):
+        text = text.replace(token, "<release>" if token.startswith("RVU") else "<date>")
+    return text
+
+
+def record_causes(old: dict[str, Any], new: dict[str, Any]) -> list[Cause]:
+    """The data fields that moved and the rules whose result changed (fired in one record and
+    not the other, or set other values), in a stable order."""
+    def pair(name: str) -> tuple[Any, Any]:
+        """Both values, a field left out of one record (as records keep only set fields)
+        taking the empty value of the other's type: False, 0, [] or ""."""
+        a, b = old["data"].get(name), new["data"].get(name)
+        return (type(b)() if a is None else a), (type(a)() if b is None else b)
+
+    causes = [Cause("data", name, *pair(name)) for name in sorted(set(old["data"]) | set(new["data"]))
+              if pair(name)[0] != pair(name)[1]]
+
+    def line_order(key: str) -> tuple[str, int, str]:
+        where, _, rule_id = key.partition(" ")
+        path, _, line = where.rpartition(":")
+        return path, int(line) if line.isdigit() else 0, rule_id
+
+    for key in sorted(set(old["rules"]) | set(new["rules"]), key=line_order):
+        before, after = old["rules"].get(key), new["rules"].get(key)
+        if before is not None and after is not None:  # fired both times: name what it set differently
+            moved = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+            before, after = {k: before.get(k, "") for k in moved}, {k: after.get(k, "") for k in moved}
+        if before != after:
+            causes.append(Cause("rule", key, before, after))
+    return causes
+
+
+def diff_answer_records(old: dict[str, Any], new: dict[str, Any]) -> AnswerChange | None:
+    """The answers of one code that differ in substance between two records (a question gone
+    or new counts), with the causes; None when every answer is the same."""
+    answers: dict[str, tuple[dict[str, str] | None, dict[str, str] | None]] = {}
+    for intent in list(old["answers"]) + [k for k in new["answers"] if k not in old["answers"]]:
+        a, b = old["answers"].get(intent), new["answers"].get(intent)
+        if a is None or b is None or (_neutral_record_text(a["answer"], old)
+                                      != _neutral_record_text(b["answer"], new)):
+            answers[intent] = (a, b)
+    if not answers:
+        return None
+    return AnswerChange(new["code"], answers, record_causes(old, new))

@@ -460,36 +460,10 @@ class Engine:
         """One intent's answer text for a code."""
         return render(self._snapshot.ruleset.templates[intent], report.facts)
 
-    def export_selection(self, category: str = "", texts: Sequence[str] = ()
-                         ) -> tuple[Snapshot, tuple[str, ...]]:
-        """What an export answers from: the snapshot now serving (an export of thousands of codes
-        must not straddle a reload) and its codes in code order, each once: the given codes, one
-        category, or every code. A bad code raises before anything is exported, naming its index."""
-        snap = self._snapshot
-        if category and texts:
-            raise InvalidInputError("give a category or a list of codes, not both", "codes",
-                                    reason="CONFLICTING_SELECTION")
-        if len(texts) > limits.EXPORT_MAX_CODES:
-            raise InvalidInputError(f"at most {limits.EXPORT_MAX_CODES} codes per export", "codes",
-                                    {"count": str(len(texts)), "limit": str(limits.EXPORT_MAX_CODES)})
-        if not texts:
-            return snap, snap.codes_in(category) if category else snap.codes
-        resolved = set()
-        for index, text in enumerate(texts):
-            try:
-                resolved.add(self._resolve(text, snap, f"codes[{index}]"))
-            except InvalidInputError as error:
-                error.field = f"codes[{index}]"
-                raise
-            except CodeNotFoundError as error:
-                error.metadata["index"] = str(index)
-                raise
-        return snap, tuple(sorted(resolved))
-
     def faq(self, text: str, dos: dt.date | None = None, zip_code: str = "",
             locality: str = "", snapshot: Snapshot | None = None) -> tuple[CodeReport, list[AnswerResult]]:
-        """Every FAQ entry whose condition holds for the code (priced in a place, if named),
-        from the snapshot serving now or from the one given (an export's)."""
+        """Every FAQ entry whose condition holds for the code (priced in a place, if named);
+        a long export passes the one snapshot it started on, so a reload cannot mix two."""
         snap = snapshot or self._snapshot
         code = self._resolve(text, snap)
         report = self._report(code, dos, snap, place=snap.data.localities.resolve(zip_code, locality))

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from cptrules.engine import Engine
-from cptrules.server.export_stream import content_hash
+from cptrules.export.faqsets import content_hash
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -29,7 +29,7 @@ def test_category_iii_streams_every_code_in_order_with_getfaq_answers(stub, engi
     one = next(s for s in sets if s.code == "0556T")
     faq = stub.GetFaq(pb.GetFaqRequest(code="0556T"))
     assert list(one.entries) == list(faq.entries) and len(one.entries) >= 5
-    assert one.content_hash == content_hash(faq.entries)
+    assert one.content_hash == content_hash("0556T", faq.entries)
     assert len({s.content_hash for s in sets}) > 1
 
 
@@ -52,7 +52,7 @@ def _named_fields(error: grpc.RpcError) -> set[str]:
 @pytest.mark.parametrize("request_, code, field", [
     (pb.ExportFaqsRequest(codes=["99213", "99Z13"]), grpc.StatusCode.INVALID_ARGUMENT, "codes[1]"),
     (pb.ExportFaqsRequest(codes=["0556T", "0999T"]), grpc.StatusCode.NOT_FOUND, "1"),
-    (pb.ExportFaqsRequest(codes=["0556T"], category=CAT3), grpc.StatusCode.INVALID_ARGUMENT, "codes"),
+    (pb.ExportFaqsRequest(codes=["0556T"], category=CAT3), grpc.StatusCode.INVALID_ARGUMENT, "category"),
     (pb.ExportFaqsRequest(category=CAT3, resume_token="forged.token"), grpc.StatusCode.INVALID_ARGUMENT,
      "resume_token"),
 ])

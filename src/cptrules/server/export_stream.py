@@ -13,30 +13,20 @@ import bisect
 import datetime as dt
 import hashlib
 import logging
-import struct
 from collections.abc import Iterator, Sequence
 
 import grpc
 
-from ..engine import Engine, Snapshot
-from ..errors import CptrulesError
-from ..v1 import code_pb2, code_rules_service_pb2 as service_pb2
+from .. import limits
+from ..engine import Engine
+from ..errors import CptrulesError, InvalidInputError
+from ..export import faqsets
+from ..v1 import code_rules_service_pb2 as service_pb2
 from . import convert
 from .page_tokens import PageTokens
 from .status import to_status
 
 log = logging.getLogger(__name__)
-
-
-def content_hash(entries: Sequence[code_pb2.Answer]) -> str:
-    """SHA-256 over each entry's deterministic serialisation, length-prefixed, in order: the
-    same answers always hash alike, whatever process or map order produced them."""
-    digest = hashlib.sha256()
-    for entry in entries:
-        data = entry.SerializeToString(deterministic=True)
-        digest.update(struct.pack(">Q", len(data)))
-        digest.update(data)
-    return digest.hexdigest()
 
 
 def request_scope(category: str, codes: Sequence[str], day: dt.date) -> str:
@@ -51,31 +41,32 @@ def export_faqs(engine: Engine, tokens: PageTokens, category: str, texts: Sequen
                 ) -> Iterator[service_pb2.FaqSet]:
     """Check the whole request (errors are raised here, before anything is streamed), then
     return the stream of one FaqSet per code in code order."""
-    snap, codes = engine.export_selection(category, texts)
-    day = dos or engine.clock()
-    scope = request_scope(category, codes if texts else (), day)
-    start = 0
+    if len(texts) > limits.EXPORT_MAX_CODES:
+        raise InvalidInputError(f"at most {limits.EXPORT_MAX_CODES} codes per export", "codes",
+                                {"count": str(len(texts)), "limit": str(limits.EXPORT_MAX_CODES)})
+    selection = faqsets.select(engine, texts or None, category, dos)
+    scope = request_scope(category, selection.codes if texts else (), selection.day)
+    after = ""
     if resume_token:
-        after = tokens.read_current(resume_token, scope, snap.ruleset.revision, "resume_token").after
-        start = bisect.bisect_right(codes, after)
-    return _guarded(_stream(engine, tokens, snap, codes, start, day, scope, context), context)
+        revision = selection.snapshot.ruleset.revision
+        after = tokens.read_current(resume_token, scope, revision, "resume_token").after
+    return _guarded(_stream(engine, tokens, selection, after, scope, context), context)
 
 
-def _stream(engine: Engine, tokens: PageTokens, snap: Snapshot, codes: Sequence[str], start: int,
-            day: dt.date, scope: str, context: grpc.ServicerContext) -> Iterator[service_pb2.FaqSet]:
-    total = len(codes)
-    revision = snap.ruleset.revision
-    for position in range(start, total):
+def _stream(engine: Engine, tokens: PageTokens, selection: faqsets.Selection, after: str, scope: str,
+            context: grpc.ServicerContext) -> Iterator[service_pb2.FaqSet]:
+    total = len(selection.codes)
+    revision = selection.snapshot.ruleset.revision
+    position = bisect.bisect_right(selection.codes, after) if after else 0
+    for found in faqsets.produce(engine, selection, after):
         if not context.is_active():  # the client cancelled or went away: stop at once
             return
-        code = codes[position]
-        report, entries = engine.faq(code, day, snapshot=snap)
-        answers = [convert.answer(e) for e in entries]
-        yield service_pb2.FaqSet(code=report.code, entries=answers,
-                                 provenance=convert.provenance(report.provenance),
-                                 content_hash=content_hash(answers),
-                                 resume_token=tokens.make(code, scope, revision),
-                                 position=position + 1, total=total)
+        position += 1
+        yield service_pb2.FaqSet(code=found.code, entries=[convert.answer(e) for e in found.entries],
+                                 provenance=convert.provenance(found.report.provenance),
+                                 content_hash=found.content_hash,
+                                 resume_token=tokens.make(found.code, scope, revision),
+                                 position=position, total=total)
 
 
 def _guarded(sets: Iterator[service_pb2.FaqSet], context: grpc.ServicerContext

@@ -1,0 +1,1 @@
+"""Publishing FAQ sets: the code → FAQ-set iteration (faqsets) and the static site on top of it."""
