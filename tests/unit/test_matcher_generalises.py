@@ -80,6 +80,24 @@ def test_a_replaced_body_part_is_no_conversion(engine, question):
     assert read(engine, question).intent != "conversion"
 
 
+@pytest.mark.parametrize("question", [
+    "how do I bill a total knee replacement 27447", "is the total knee replacement 27447 covered",
+])
+def test_a_cue_taken_back_leaves_the_confidence_a_share(engine, question):
+    """A negative pattern once drove an intent's total below zero and the confidence above 1."""
+    reading = read(engine, question)
+    assert 0.0 <= reading.confidence <= 1.0 and min(reading.scores.values()) >= 0.0
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(st.lists(st.sampled_from(["total", "knee", "hip", "replacement", "what", "is", "the", "code", "for",
+                                 "27447", "bill", "covered", "replaced", "by", "ortho", "or", "rheum"]),
+                max_size=14))
+def test_confidence_is_always_a_share(engine, words):
+    reading = read(engine, " ".join(words))
+    assert 0.0 <= reading.confidence <= 1.0
+
+
 def test_the_code_for_a_procedure_with_a_code_is_a_term_check(engine):
     assert read(engine, "is 27447 the right code for a total knee replacement").intent == "synonyms"
     assert read(engine, "what is the replacement code for 0556T").intent == "conversion"

@@ -75,6 +75,8 @@ def score(words: str, book: Phrasebook) -> tuple[dict[str, float], list[tuple[Cu
     totals: dict[str, float] = {}
     for cue, close in matched.items():
         totals[cue.intent] = totals.get(cue.intent, 0.0) + cue.weight * close
+    # A negative pattern takes a cue back; it never makes an intent less than unmentioned.
+    totals = {intent: max(total, 0.0) for intent, total in totals.items()}
     return totals, sorted(matched.items(), key=lambda kv: (-kv[0].weight * kv[1], kv[0].line))
 
 
