@@ -76,23 +76,36 @@ def test_markup_and_sql_are_just_text(engine, text, intent):
     assert (result.intent, result.codes) == (intent, ("0556T",))
 
 
-def test_work_grows_linearly_with_length(engine, monkeypatch):
-    """Counts word comparisons rather than timing: 4x the text costs at most ~4x the work."""
+def test_work_grows_linearly_with_length(engine):
+    """Counts words looked up rather than timing: 4x the text costs at most ~4x the work."""
+    import dataclasses
+
+    from cptrules.questions.matcher import interpret
+
+    book = engine.ruleset.phrasebook
+    seen: list[str] = []
+    counted = dataclasses.replace(book, correct=lambda word: seen.append(word) or book.correct(word))
+    interpret("is 0556T covred by medicare " * 8, counted, is_code(engine), TODAY)
+    short = len(seen)
+    seen.clear()
+    interpret("is 0556T covred by medicare " * 32, counted, is_code(engine), TODAY)
+    assert short > 0 and len(seen) <= short * 4.5
+
+
+def test_control_characters_read_as_spaces_without_a_loop_over_the_text(monkeypatch):
+    """Printable text is never walked character by character; other text only by distinct characters."""
+    import unicodedata
+
     from cptrules.questions import matcher
 
-    seen = {"words": 0}
-    original = matcher._fuzzy_phrase
-
-    def counting(phrase, tokens, cutoff):
-        seen["words"] += len(tokens)
-        return original(phrase, tokens, cutoff)
-
-    monkeypatch.setattr(matcher, "_fuzzy_phrase", counting)
-    engine.answer("is 0556T covred by medicare " * 8)
-    short = seen["words"]
-    seen["words"] = 0
-    engine.answer("is 0556T covred by medicare " * 32)
-    assert short > 0 and seen["words"] <= short * 4.5
+    looked: list[str] = []
+    real = unicodedata.category
+    monkeypatch.setattr(matcher.unicodedata, "category", lambda c: looked.append(c) or real(c))
+    assert matcher.normalise_question("is 0556T permanent? " * 40) == ("is 0556T permanent? " * 40).strip()
+    assert looked == []
+    text = "is\u00000556T\u200b permanent\u0007" * 30
+    assert matcher.normalise_question(text).split() == ["is", "0556T", "permanent"] * 30
+    assert len(looked) == len(set(text)) < len(text) / 20
 
 
 def test_dates_in_questions():

@@ -9,11 +9,8 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rapidfuzz import fuzz, process
-from rapidfuzz.distance import JaroWinkler
-
 from .extract import Extraction, extract
-from .phrasebook import Cue, Phrasebook, normalise_words
+from .phrasebook import Cue, Phrasebook, cue_words, normalise_words
 from .places import PlaceFinder, find_zip
 
 NO_INTENT = "none"
@@ -36,7 +33,11 @@ class Interpretation:
 def normalise_question(text: str) -> str:
     """NFKC, so full-width digits and ligatures read as plain text; controls become spaces."""
     text = unicodedata.normalize("NFKC", text)
-    return "".join(" " if unicodedata.category(c).startswith("C") else c for c in text).strip()
+    if not text.isprintable():
+        # Only the distinct characters are looked at, never every character of the text.
+        controls = {ord(c): " " for c in set(text) if unicodedata.category(c).startswith("C")}
+        text = text.translate(controls)
+    return text.strip()
 
 
 def _words_without_codes(text: str, extraction: Extraction) -> str:
@@ -49,75 +50,33 @@ def _words_without_codes(text: str, extraction: Extraction) -> str:
     return _CODEISH.sub(blank, text)
 
 
-def _rewrite(words: str, book: Phrasebook) -> str:
-    for pattern, replacement in book.abbreviations:
-        words = pattern.sub(replacement, words)
-    return words
-
-
-def _fuzzy_phrase(phrase: list[str], tokens: list[str], cutoff: float) -> float:
-    """Closeness of a phrase found word by word: short words exactly, long ones within the cutoff."""
-    best = 0.0
-    for start in range(len(tokens) - len(phrase) + 1):
-        closeness = 1.0
-        for want, got in zip(phrase, tokens[start:start + len(phrase)]):
-            if want == got:
-                continue
-            if len(want) < 5:
-                closeness = 0.0
-                break
-            ratio = fuzz.ratio(want, got)
-            if ratio < cutoff:
-                closeness = 0.0
-                break
-            closeness = min(closeness, ratio / 100.0)
-        best = max(best, closeness)
-    return best
-
-
 def score(words: str, book: Phrasebook) -> tuple[dict[str, float], list[tuple[Cue, float]]]:
-    """Sum cue weights per intent; a misspelt cue counts in proportion to its closeness."""
-    tokens = words.split()
+    """Sum cue weights per intent. Every word is first corrected to its nearest cue word, so a
+    misspelt word counts inside a phrase as well as alone, in proportion to its closeness."""
+    tokens, closeness = [], []
+    for raw in words.split():
+        word, close = book.correct(raw.strip(".'\""))
+        tokens.append(word)
+        closeness.append(close)
     matched: dict[Cue, float] = {}
     for start, token in enumerate(tokens):
+        for cue in book.keywords.get(token, ()):
+            matched[cue] = max(matched.get(cue, 0.0), closeness[start])
         for cue in book.phrase_index.get(token, ()):
             size = cue.text.count(" ") + 1
             if " ".join(tokens[start:start + size]) == cue.text:
-                matched[cue] = 1.0
-    # Typo-tolerant phrases: one C-level pass over every long phrase, then a word-by-word check.
-    for _, _, index in process.extract(words, book.fuzzy_texts, scorer=fuzz.partial_ratio,
-                                       score_cutoff=book.fuzzy_min_score, limit=None):
-        cue = book.fuzzy_phrases[index]
-        if cue not in matched:
-            closeness = _fuzzy_phrase(cue.text.split(), tokens, book.fuzzy_min_score)
-            if closeness:
-                matched[cue] = closeness
-    vocabulary = list(book.keywords)
-    for token in words.split():
-        token = token.strip(".,;:!?\"'()")
-        if token in book.keywords:
-            hits, closeness = book.keywords[token], 1.0
-        elif len(token) >= 5:
-            best = process.extractOne(token, vocabulary, scorer=fuzz.ratio,
-                                      score_cutoff=book.fuzzy_min_score)
-            if best:
-                hits, closeness = book.keywords[best[0]], best[1] / 100.0
-            elif len(token) >= 7:
-                # Swapped vowels ("permenant") defeat edit ratios; Jaro-Winkler keeps them close.
-                best = process.extractOne(token, vocabulary, scorer=JaroWinkler.normalized_similarity,
-                                          score_cutoff=0.95)
-                if not best:
-                    continue
-                hits, closeness = book.keywords[best[0]], float(best[1])
-            else:
-                continue
-        else:
-            continue
-        for cue in hits:
-            matched[cue] = max(matched.get(cue, 0.0), closeness)
+                matched[cue] = max(matched.get(cue, 0.0), min(closeness[start:start + size]))
+    if book.patterns:
+        corrected = " ".join(tokens)
+        present = set(tokens)
+        for pattern in book.patterns:
+            if not pattern.anchors.isdisjoint(present) and pattern.regex.search(corrected):
+                matched[pattern.cue] = 1.0
     totals: dict[str, float] = {}
-    for cue, closeness in matched.items():
-        totals[cue.intent] = totals.get(cue.intent, 0.0) + cue.weight * closeness
+    for cue, close in matched.items():
+        totals[cue.intent] = totals.get(cue.intent, 0.0) + cue.weight * close
+    # A negative pattern takes a cue back; it never makes an intent less than unmentioned.
+    totals = {intent: max(total, 0.0) for intent, total in totals.items()}
     return totals, sorted(matched.items(), key=lambda kv: (-kv[0].weight * kv[1], kv[0].line))
 
 
@@ -143,7 +102,7 @@ def interpret(question: str, book: Phrasebook, is_code: Callable[[str], bool],
             words = places.words_without(words)
         else:
             words = " ".join(words.split() + ["locality" if mention.locality or mention.zip_code else "localitystate"])
-    words = _rewrite(words, book)
+    words = cue_words(book.rewrite(words))
     totals, matched = score(words, book)
     ranked = sorted(totals.items(), key=lambda kv: (-kv[1], book.intents.index(kv[0])))
     has_code = bool(extraction.codes or extraction.malformed)

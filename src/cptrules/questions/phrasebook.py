@@ -1,24 +1,46 @@
-"""The compiled form of rules/questions.yaml: weighted phrasings per intent."""
+"""The compiled form of rules/questions.yaml: weighted phrasings per intent, the word classes and
+intent-deciding patterns, and the vocabulary a misspelt word is corrected against."""
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA, JaroWinkler
 
 from ..errors import RuleProblem
 from ..ruleset.source import line_of
 
+# Corrections are remembered per word: questions reuse a small vocabulary.
+_CORRECTION_CACHE = 16_384
+# A hyphen between letters joins words ("known-as", "non-facility"); it reads as a space.
+_JOINING_HYPHEN = re.compile(r"(?<=[a-z])-(?=[a-z])")
+_PATTERN_PART = re.compile(r"\{([a-z_]+)\}|(\.\.\.)|([^\s{}]+)")
+GAP_WORDS = 3  # how many words "..." in a pattern stands for, at most
+
 
 @dataclass(frozen=True, slots=True)
 class Cue:
-    """A phrase or keyword that points to an intent, with its weight and location."""
+    """A phrase, keyword or pattern that points to an intent, with its weight and location."""
 
     intent: str
     text: str
     weight: float
     line: int
     is_phrase: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """An intent-deciding pattern over word classes ("{profession} ... {performs}")."""
+
+    cue: Cue
+    regex: re.Pattern[str]
+    anchors: frozenset[str]  # one of these words must be in the question for the pattern to be tried
 
 
 @dataclass(frozen=True)
@@ -29,7 +51,6 @@ class Phrasebook:
     cues: tuple[Cue, ...]
     keywords: dict[str, tuple[Cue, ...]]
     phrases: tuple[Cue, ...]
-    abbreviations: tuple[tuple[re.Pattern[str], str], ...]
     intents: tuple[str, ...]
     bare_code_intent: str
     prefixes: frozenset[str]
@@ -40,10 +61,12 @@ class Phrasebook:
     tests: tuple[dict[str, Any], ...]
     examples: dict[str, str]
     phrase_index: dict[str, tuple[Cue, ...]]
-    fuzzy_phrases: tuple[Cue, ...]
-    fuzzy_texts: tuple[str, ...]
     needs_code: frozenset[str]
     source_formats: dict[str, re.Pattern[str]]
+    patterns: tuple[Pattern, ...]
+    vocabulary: frozenset[str]
+    rewrite: Callable[[str], str]
+    correct: Callable[[str], tuple[str, float]]
 
 
 def normalise_words(text: str) -> str:
@@ -51,11 +74,95 @@ def normalise_words(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9'&/®.-]+", text.lower())).strip(" .")
 
 
+def cue_words(text: str) -> str:
+    """The words a cue or a question is matched on: normalised, hyphens between letters as spaces."""
+    return _JOINING_HYPHEN.sub(" ", normalise_words(text))
+
+
+def _same_letters(word: str, other: str) -> bool:
+    return len(word) == len(other) and sorted(word) == sorted(other)
+
+
+def corrector(vocabulary: frozenset[str], ordinary: frozenset[str],
+              min_score: float) -> Callable[[str], tuple[str, float]]:
+    """A word's nearest cue word and how close it is (the word itself and 1.0 when it is known or
+    too far from any). A typo keeps its first letter; long words may have one letter wrong, short
+    ones only one letter missing, extra or swapped, so ordinary words are not taken for cue words."""
+    buckets: dict[str, list[str]] = {}
+    for word in sorted(vocabulary):
+        if len(word) >= 5 and word.isalpha():  # short cue words are matched exactly
+            buckets.setdefault(word[0], []).append(word)
+
+    @functools.lru_cache(maxsize=_CORRECTION_CACHE)
+    def correct(word: str) -> tuple[str, float]:
+        if len(word) < 5 or word in vocabulary or word in ordinary or not word.isalpha():
+            return word, 1.0
+        choices = buckets.get(word[0], ())
+        best = process.extractOne(word, choices, scorer=fuzz.ratio, score_cutoff=min_score)
+        # One edit, a swapped pair included, is nearer than a ratio that counts a swap as two.
+        near = process.extractOne(word, choices, scorer=OSA.distance, score_cutoff=1)
+        if near and (best is None or near[0] != best[0]) and (
+                best is not None or len(word) >= 7 or _same_letters(word, near[0])):
+            return near[0], max(fuzz.ratio(word, near[0]), min_score) / 100.0
+        if best:
+            return best[0], best[1] / 100.0
+        if len(word) >= 7:
+            # Swapped vowels ("permenant") defeat edit ratios; Jaro-Winkler keeps them close.
+            best = process.extractOne(word, choices, scorer=JaroWinkler.normalized_similarity,
+                                      score_cutoff=0.95)
+            if best:
+                return best[0], float(best[1])
+        return word, 1.0
+
+    return correct
+
+
+def _abbreviation_rewriter(abbreviations: dict[str, str]) -> Callable[[str], str]:
+    """One pass over the words for every abbreviation, the longest first where two start together."""
+    table = {normalise_words(str(k)): normalise_words(str(v)) for k, v in abbreviations.items()}
+    if not table:
+        return lambda words: words
+    alternatives = "|".join(re.escape(k) for k in sorted(table, key=lambda k: (-len(k), k)))
+    pattern = re.compile(r"(?<![\w'])(?:" + alternatives + r")(?![\w'])")
+    return lambda words: pattern.sub(lambda m: table[m.group(0)], words)
+
+
+def _compile_pattern(text: str, classes: dict[str, tuple[str, ...]]) -> tuple[str, frozenset[str]] | str:
+    """A pattern as a regular expression over the question's words, with its anchor words;
+    or the reason it cannot be compiled. Class words and longer words also match with a plural "s"."""
+    parts: list[tuple[str, bool]] = []  # (regex, is a gap)
+    anchors: frozenset[str] | None = None
+    for klass, gap, word in _PATTERN_PART.findall(text):
+        if klass:
+            if klass not in classes:
+                return f"unknown word class {{{klass}}}"
+            words = sorted(classes[klass], key=lambda w: (-len(w), w))
+            parts.append(("(?:" + "|".join(re.escape(w) + "s?" for w in words) + ")", False))
+            if anchors is None:
+                firsts = [w.split()[0] for w in words]
+                anchors = frozenset(firsts) | frozenset(f + "s" for f in firsts)
+        elif gap:
+            parts.append((f"(?:\\S+ ){{0,{GAP_WORDS}}}", True))
+        else:
+            norm = cue_words(word)
+            if not norm:
+                return f"empty word {word!r}"
+            parts.append((re.escape(norm) + ("s?" if norm.isalpha() and len(norm) > 3 else ""), False))
+            if anchors is None:
+                anchors = frozenset([norm.split()[0]])
+    if not parts or anchors is None or parts[0][1] or parts[-1][1]:
+        return "a pattern needs a word or a class at each end"
+    regex = parts[0][0]
+    for (before, _), (part, _) in zip(parts, parts[1:]):
+        regex += part if before.endswith(f"{{0,{GAP_WORDS}}}") else " " + part
+    return r"(?<!\S)" + regex + r"(?!\S)", anchors
+
+
 def compile_phrasebook(doc: dict[str, Any], located: Any, path: str,
                        templates: set[str]) -> tuple[Phrasebook | None, list[RuleProblem]]:
     """Build the phrasebook; every intent must have an answer template."""
     problems: list[RuleProblem] = []
-    cues: list[Cue] = []
+    found: dict[tuple[str, str], Cue] = {}
     bare = ""
     examples = {}
     for intent, spec in doc["intents"].items():
@@ -72,15 +179,36 @@ def compile_phrasebook(doc: dict[str, Any], located: Any, path: str,
         for kind in ("phrases", "keywords"):
             for text, weight in (spec.get(kind) or {}).items():
                 cue_line = line_of(located, ["intents", intent, kind, text])
-                norm = normalise_words(str(text))
-                if kind == "keywords" and " " in norm:
+                norm = cue_words(str(text))
+                if kind == "keywords" and " " in normalise_words(str(text)):
                     problems.append(RuleProblem(path, cue_line, "SCHEMA",
                                                 f"keyword {text!r} has spaces; put it under phrases"))
                     continue
                 if not norm:
                     problems.append(RuleProblem(path, cue_line, "SCHEMA", f"empty cue {text!r}"))
                     continue
-                cues.append(Cue(intent, norm, float(weight), cue_line, kind == "phrases"))
+                # "post-op" and "post op" are one cue: the heavier counts once. A hyphenated cue
+                # also matches written as one word ("postop", "cosurgery").
+                forms = [norm] + ([norm.replace(" ", "")] if "-" in str(text) and norm != normalise_words(str(text)) else [])
+                for form in forms:
+                    cue = Cue(intent, form, float(weight), cue_line, " " in form)
+                    if (intent, form) not in found or found[(intent, form)].weight < cue.weight:
+                        found[(intent, form)] = cue
+    cues = list(found.values())
+    classes = {str(name): tuple(cue_words(str(w)) for w in words)
+               for name, words in (doc.get("word_classes") or {}).items()}
+    patterns: list[Pattern] = []
+    for i, rule in enumerate(doc.get("patterns") or ()):
+        rule_line = line_of(located, ["patterns", i])
+        if rule["intent"] not in doc["intents"]:
+            problems.append(RuleProblem(path, rule_line, "SCHEMA", f"pattern for unknown intent {rule['intent']!r}"))
+            continue
+        compiled = _compile_pattern(str(rule["when"]), classes)
+        if isinstance(compiled, str):
+            problems.append(RuleProblem(path, rule_line, "SCHEMA", f"pattern {rule['when']!r}: {compiled}"))
+            continue
+        cue = Cue(rule["intent"], str(rule["when"]), float(rule["weight"]), rule_line, True)
+        patterns.append(Pattern(cue, re.compile(compiled[0]), compiled[1]))
     formats: dict[str, re.Pattern[str]] = {}
     for intent, spec in doc["intents"].items():
         if spec.get("source_code_format"):
@@ -93,38 +221,37 @@ def compile_phrasebook(doc: dict[str, Any], located: Any, path: str,
     if not bare:
         problems.append(RuleProblem(path, 1, "SCHEMA", "no intent has bare_code: true"))
     keywords: dict[str, list[Cue]] = {}
-    for cue in cues:
-        if not cue.is_phrase:
-            keywords.setdefault(cue.text, []).append(cue)
-    abbreviations = tuple(
-        (re.compile(r"(?<![\w'])" + re.escape(normalise_words(str(k))) + r"(?![\w'])"),
-         normalise_words(str(v)))
-        for k, v in sorted((doc.get("abbreviations") or {}).items(), key=lambda kv: -len(str(kv[0]))))
     index: dict[str, list[Cue]] = {}
     for cue in cues:
         if cue.is_phrase:
             index.setdefault(cue.text.split()[0], []).append(cue)
-    fuzzy = tuple(c for c in cues if c.is_phrase and len(c.text) >= 8)
+        else:
+            keywords.setdefault(cue.text, []).append(cue)
+    vocabulary = frozenset(w for cue in cues for w in cue.text.split()) | frozenset(
+        w for words in classes.values() for phrase in words for w in phrase.split())
+    ordinary = frozenset(cue_words(str(w)) for w in doc.get("ordinary_words") or ())
+    min_fuzzy = float(doc.get("fuzzy_min_score", 86))
     book = Phrasebook(
         path=path,
-        cues=tuple(cues),
+        cues=tuple(cues) + tuple(p.cue for p in patterns),
         keywords={k: tuple(v) for k, v in keywords.items()},
         phrases=tuple(c for c in cues if c.is_phrase),
-        abbreviations=abbreviations,
         intents=tuple(doc["intents"]),
         bare_code_intent=bare,
         prefixes=frozenset(normalise_words(p) for p in doc.get("code_prefixes", [])),
         modifiers=frozenset(str(m).upper() for m in doc.get("modifiers", [])),
-        fuzzy_min_score=float(doc.get("fuzzy_min_score", 86)),
+        fuzzy_min_score=min_fuzzy,
         runner_up_margin=float(doc.get("runner_up_margin", 0.25)),
         min_score=float(doc.get("min_score", 1.0)),
         tests=tuple({**test, "line": line_of(located, ["tests", i])}
                     for i, test in enumerate(doc.get("tests") or ())),
         examples=examples,
         phrase_index={k: tuple(v) for k, v in index.items()},
-        fuzzy_phrases=fuzzy,
-        fuzzy_texts=tuple(c.text for c in fuzzy),
         needs_code=frozenset(i for i, spec in doc["intents"].items() if spec.get("needs_code")),
         source_formats=formats,
+        patterns=tuple(patterns),
+        vocabulary=vocabulary,
+        rewrite=_abbreviation_rewriter(doc.get("abbreviations") or {}),
+        correct=corrector(vocabulary, ordinary, min_fuzzy),
     )
     return (None if problems else book), problems

@@ -128,6 +128,23 @@ QUESTIONS_SCHEMA: dict[str, Any] = {
         "code_prefixes": {"type": "array", "items": {"type": "string"}},
         "modifiers": {"type": "array", "items": {"type": "string"}},
         "abbreviations": {"type": "object", "additionalProperties": {"type": "string"}},
+        "ordinary_words": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "word_classes": {"type": "object", "propertyNames": _NAME,
+                         "additionalProperties": {"type": "array", "minItems": 1,
+                                                  "items": {"type": "string", "minLength": 1}}},
+        "patterns": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["when", "intent", "weight"],
+                "properties": {
+                    "when": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "intent": _NAME,
+                    "weight": {"type": "number"},
+                },
+            },
+        },
         "intents": {
             "type": "object",
             "propertyNames": _NAME,
