@@ -80,6 +80,9 @@ def score(words: str, book: Phrasebook) -> tuple[dict[str, float], list[tuple[Cu
     return totals, sorted(matched.items(), key=lambda kv: (-kv[0].weight * kv[1], kv[0].line))
 
 
+_PLACE_WORDS = frozenset({"locality", "localitystate"})
+
+
 def interpret(question: str, book: Phrasebook, is_code: Callable[[str], bool],
               today: dt.date, places: PlaceFinder | None = None) -> Interpretation:
     """Read a question: codes, date and place first, then the intent from the remaining words.
@@ -114,7 +117,10 @@ def interpret(question: str, book: Phrasebook, is_code: Callable[[str], bool],
         ranked = ranked[1:]
     best, best_score = ranked[0] if ranked else (NO_INTENT, 0.0)
     second, second_score = ranked[1] if len(ranked) > 1 else ("", 0.0)
-    if (best == NO_INTENT or extraction.diagnosis_codes) and not has_code:
+    # A place alone ("a good surgeon in Dallas", "my zip is 30303") is not a question about
+    # payment: without a code, the place must come with some other cue.
+    place_only = mention is not None and all(cue.text in _PLACE_WORDS for cue, _ in matched)
+    if (best == NO_INTENT or extraction.diagnosis_codes or place_only) and not has_code:
         return Interpretation(NO_INTENT, 0.0, "", totals, tuple(matched), extraction, words)
     if best_score < book.min_score:
         if extraction.codes or extraction.malformed:

@@ -3,7 +3,6 @@ intent-deciding patterns, and the vocabulary a misspelt word is corrected agains
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,21 +82,36 @@ def _same_letters(word: str, other: str) -> bool:
     return len(word) == len(other) and sorted(word) == sorted(other)
 
 
-def corrector(vocabulary: frozenset[str], ordinary: frozenset[str],
-              min_score: float) -> Callable[[str], tuple[str, float]]:
+class WordCorrector:
     """A word's nearest cue word and how close it is (the word itself and 1.0 when it is known or
     too far from any). A typo keeps its first letter; long words may have one letter wrong, short
-    ones only one letter missing, extra or swapped, so ordinary words are not taken for cue words."""
-    buckets: dict[str, list[str]] = {}
-    for word in sorted(vocabulary):
-        if len(word) >= 5 and word.isalpha():  # short cue words are matched exactly
-            buckets.setdefault(word[0], []).append(word)
+    ones only one letter missing, extra or swapped, so ordinary words are not taken for cue words.
+    A class rather than a closure, so a compiled phrasebook can be persisted with its snapshot."""
 
-    @functools.lru_cache(maxsize=_CORRECTION_CACHE)
-    def correct(word: str) -> tuple[str, float]:
-        if len(word) < 5 or word in vocabulary or word in ordinary or not word.isalpha():
+    def __init__(self, vocabulary: frozenset[str], ordinary: frozenset[str], min_score: float) -> None:
+        self.vocabulary, self.ordinary, self.min_score = vocabulary, ordinary, min_score
+        self.buckets: dict[str, list[str]] = {}
+        for word in sorted(vocabulary):
+            if len(word) >= 5 and word.isalpha():  # short cue words are matched exactly
+                self.buckets.setdefault(word[0], []).append(word)
+        self._known: dict[str, tuple[str, float]] = {}
+
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "_known": {}}  # the corrections made so far stay with the process
+
+    def __call__(self, word: str) -> tuple[str, float]:
+        known = self._known.get(word)
+        if known is None:
+            if len(self._known) >= _CORRECTION_CACHE:  # bounded: questions can hold any words
+                self._known.clear()
+            known = self._known[word] = self._correct(word)
+        return known
+
+    def _correct(self, word: str) -> tuple[str, float]:
+        if len(word) < 5 or word in self.vocabulary or word in self.ordinary or not word.isalpha():
             return word, 1.0
-        choices = buckets.get(word[0], ())
+        min_score = self.min_score
+        choices = self.buckets.get(word[0], ())
         best = process.extractOne(word, choices, scorer=fuzz.ratio, score_cutoff=min_score)
         # One edit, a swapped pair included, is nearer than a ratio that counts a swap as two.
         near = process.extractOne(word, choices, scorer=OSA.distance, score_cutoff=1)
@@ -114,17 +128,23 @@ def corrector(vocabulary: frozenset[str], ordinary: frozenset[str],
                 return best[0], float(best[1])
         return word, 1.0
 
-    return correct
 
+class AbbreviationRewriter:
+    """One pass over the words for every abbreviation, the longest first where two start together
+    (a class, not a closure, so the phrasebook can be persisted)."""
 
-def _abbreviation_rewriter(abbreviations: dict[str, str]) -> Callable[[str], str]:
-    """One pass over the words for every abbreviation, the longest first where two start together."""
-    table = {normalise_words(str(k)): normalise_words(str(v)) for k, v in abbreviations.items()}
-    if not table:
-        return lambda words: words
-    alternatives = "|".join(re.escape(k) for k in sorted(table, key=lambda k: (-len(k), k)))
-    pattern = re.compile(r"(?<![\w'])(?:" + alternatives + r")(?![\w'])")
-    return lambda words: pattern.sub(lambda m: table[m.group(0)], words)
+    def __init__(self, abbreviations: dict[str, str]) -> None:
+        self.table = {normalise_words(str(k)): normalise_words(str(v)) for k, v in abbreviations.items()}
+        alternatives = "|".join(re.escape(k) for k in sorted(self.table, key=lambda k: (-len(k), k)))
+        self.pattern = re.compile(r"(?<![\w'])(?:" + alternatives + r")(?![\w'])") if self.table else None
+
+    def __call__(self, words: str) -> str:
+        if self.pattern is None:
+            return words
+        return self.pattern.sub(self._expand, words)
+
+    def _expand(self, match: re.Match[str]) -> str:
+        return self.table[match.group(0)]
 
 
 def _compile_pattern(text: str, classes: dict[str, tuple[str, ...]]) -> tuple[str, frozenset[str]] | str:
@@ -251,7 +271,7 @@ def compile_phrasebook(doc: dict[str, Any], located: Any, path: str,
         source_formats=formats,
         patterns=tuple(patterns),
         vocabulary=vocabulary,
-        rewrite=_abbreviation_rewriter(doc.get("abbreviations") or {}),
-        correct=corrector(vocabulary, ordinary, min_fuzzy),
+        rewrite=AbbreviationRewriter(doc.get("abbreviations") or {}),
+        correct=WordCorrector(vocabulary, ordinary, min_fuzzy),
     )
     return (None if problems else book), problems

@@ -31,9 +31,12 @@ def read_find_code(text: str, rules: SearchRules) -> FindCodeQuestion | None:
     if not found or not rules.finds_codes:
         return None
     cue = next((c for c in rules.cues if _holds(found, c.words) >= 0), None)
-    if cue is None:
+    if cue is None:  # "cpap machine code", or a code word after the thing: "awv code medicare"
         cue = next((e for e in sorted(rules.endings, key=lambda e: -len(e.words))
                     if len(found) > len(e.words) and found[-len(e.words):] == e.words), None)
+    if cue is None:
+        cue = next((e for e in sorted(rules.endings, key=lambda e: -len(e.words))
+                    if _holds(found[1:], e.words) >= 0), None)
     if cue is None or any(_holds(found, w.words) >= 0 for w in rules.not_when):
         return None
     start = _holds(found, cue.words)
