@@ -14,11 +14,11 @@ from prometheus_client import CollectorRegistry
 
 from .. import limits
 from ..engine import Engine
-from ..v1 import code_rules_service_pb2, code_rules_service_pb2_grpc
+from ..v1 import code_rules_service_pb2
 from .admission import AdmissionInterceptor
 from .metrics import MetricsInterceptor
 from .parsing import RequestParsingInterceptor
-from .servicer import CodeRulesServicer
+from .servicer import CodeRulesServicer, add_to_server
 
 SERVICE_NAME = code_rules_service_pb2.DESCRIPTOR.services_by_name["CodeRulesService"].full_name
 # Threads beyond the admission limits: health checks and refusals always find one free.
@@ -96,7 +96,7 @@ def build_server(engine: Engine, address: str = "127.0.0.1:0", options: ServerOp
     pool = futures.ThreadPoolExecutor(max_workers=options.workers + options.max_streams + SPARE_THREADS,
                                       thread_name_prefix="grpc")
     server = grpc.server(pool, interceptors=interceptors, options=options.channel_options())
-    code_rules_service_pb2_grpc.add_CodeRulesServiceServicer_to_server(CodeRulesServicer(engine), server)
+    add_to_server(CodeRulesServicer(engine), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
