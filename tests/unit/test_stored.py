@@ -75,3 +75,17 @@ def test_a_response_remembered_by_its_request_is_not_served_on_another_day(engin
     today[0] = dt.date(2026, 1, 1)
     second = code_pb2.Code.FromString(get_code(raw, None))
     assert (first.date_of_service.year, second.date_of_service.year) == (2025, 2026)
+
+
+def test_a_method_outside_the_bytes_table_is_served_on_messages_of_its_kind():
+    """Methods added the generated way (a servicer method on messages) keep working, streaming
+    ones included, and the byte-served ones take and give bytes."""
+    from cptrules.server.handlers import message_handler
+    from cptrules.server.servicer import CodeRulesServicer
+
+    streaming = message_handler(lambda request, context: iter(()), svc.ListCodesRequest, svc.ListCodesResponse,
+                                server_streaming=True)
+    assert streaming.response_streaming and not streaming.request_streaming and streaming.unary_stream
+    handlers = CodeRulesServicer(engine=None).method_handlers()
+    assert handlers["ListLocalities"].request_deserializer is not None
+    assert handlers["GetCode"].request_deserializer is None and handlers["GetCode"].response_serializer is None

@@ -37,11 +37,16 @@ def bytes_handler(behaviour: BytesBehaviour) -> grpc.RpcMethodHandler:
                                                response_serializer=None)
 
 
-def message_handler(behaviour: Callable[[Any, grpc.ServicerContext], Any], request_class: Any,
-                    response_class: Any) -> grpc.RpcMethodHandler:
-    """A unary handler on messages, as the generated code registers them."""
-    return grpc.unary_unary_rpc_method_handler(behaviour, request_deserializer=request_class.FromString,
-                                               response_serializer=response_class.SerializeToString)
+def message_handler(behaviour: Callable[..., Any], request_class: Any, response_class: Any,
+                    client_streaming: bool = False, server_streaming: bool = False) -> grpc.RpcMethodHandler:
+    """A handler on messages, of the method's kind (unary or streaming either way), as the
+    generated code registers them."""
+    make = {(False, False): grpc.unary_unary_rpc_method_handler,
+            (False, True): grpc.unary_stream_rpc_method_handler,
+            (True, False): grpc.stream_unary_rpc_method_handler,
+            (True, True): grpc.stream_stream_rpc_method_handler}[(client_streaming, server_streaming)]
+    return make(behaviour, request_deserializer=request_class.FromString,
+                response_serializer=response_class.SerializeToString)
 
 
 def add_service(server: grpc.Server, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:

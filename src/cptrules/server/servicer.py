@@ -118,7 +118,8 @@ class CodeRulesServicer(code_rules_service_pb2_grpc.CodeRulesServiceServicer):
                                                                          by_bytes[method.name]))
             else:
                 handlers[method.name] = message_handler(getattr(self, method.name), request_class,
-                                                        GetMessageClass(method.output_type))
+                                                        GetMessageClass(method.output_type),
+                                                        method.client_streaming, method.server_streaming)
         return handlers
 
     def served_as_bytes(self) -> dict[str, Callable[[Any], bytes]]:
