@@ -116,6 +116,8 @@ class Snapshot:
     # Responses by the request that asked them and the day it was asked on, one cache per
     # method (transports only): see `requests`.
     _requests: dict[str, ReportCache] = field(default_factory=dict, init=False, compare=False, repr=False)
+    _requests_lock: threading.Lock = field(default_factory=threading.Lock, init=False,
+                                           compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.timeline is None:
@@ -140,7 +142,7 @@ class Snapshot:
         large pages hold much memory."""
         known = self._requests.get(method)
         if known is None:
-            with self._index_lock:
+            with self._requests_lock:  # not the index lock: a first listing may hold that for seconds
                 known = self._requests.setdefault(method, ReportCache(
                     self.REQUEST_BYTES_PER_METHOD, lambda value: len(value[0]) + value[1] + 100))
         return known
