@@ -6,11 +6,11 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from . import limits
 from cachetools import LRUCache
@@ -35,6 +35,9 @@ from .ruleset.model import Rule
 from .search import CATALOGUE_SOURCE, Match, SearchIndex, SearchRules, load_search_rules
 from .search.finding import open_distinctions, read_find_code
 from .timeline import Timeline
+
+
+T = TypeVar("T")
 
 
 def utc_today() -> dt.date:
@@ -112,9 +115,19 @@ class Snapshot:
                                         compare=False, repr=False)
     # Reports by date class (see timeline.py): bounded, so random dates cannot grow memory.
     timeline: Timeline | None = field(default=None, compare=False, repr=False)
-    reports: ReportCache = field(default_factory=lambda: ReportCache(), compare=False, repr=False)
+    # Reports are large (every fact and firing): the server keeps the bytes derived from them
+    # (see `derived`), so only recently used reports stay.
+    reports: ReportCache = field(default_factory=lambda: ReportCache(10_000), compare=False, repr=False)
     categories: ReportCache = field(default_factory=lambda: ReportCache(100_000), compare=False, repr=False)
     answers: ReportCache = field(default_factory=lambda: ReportCache(10_000), compare=False, repr=False)
+    # What the transports derive from a report (serialised responses), by (name, date class):
+    # bounded like the reports, and replaced with the snapshot, so a reload never serves stale bytes.
+    derived: ReportCache = field(default_factory=lambda: ReportCache(20_000), compare=False, repr=False)
+    # Responses by the request that asked them and the day it was asked on, one cache per
+    # method (transports only): see `requests`.
+    _requests: dict[str, ReportCache] = field(default_factory=dict, init=False, compare=False, repr=False)
+    _requests_lock: threading.Lock = field(default_factory=threading.Lock, init=False,
+                                           compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.timeline is None:
@@ -130,6 +143,19 @@ class Snapshot:
                     groups.setdefault(classify(self.ruleset, code)[0], []).append(code)
                 self._by_category.update((k, tuple(v)) for k, v in groups.items())
         return MappingProxyType(self._by_category)
+
+    REQUEST_BYTES_PER_METHOD = 32 << 20
+
+    def requests(self, method: str) -> ReportCache:
+        """A method's responses by request, bounded in bytes (values are (bytes, request
+        size) pairs), so neither a flood of one method's requests evicts another's nor a few
+        large pages hold much memory."""
+        known = self._requests.get(method)
+        if known is None:
+            with self._requests_lock:  # not the index lock: a first listing may hold that for seconds
+                known = self._requests.setdefault(method, ReportCache(
+                    self.REQUEST_BYTES_PER_METHOD, lambda value: len(value[0]) + value[1] + 100))
+        return known
 
     def codes_in(self, category: str) -> tuple[str, ...]:
         """The snapshot's codes of one category, in code order."""
@@ -150,6 +176,34 @@ class Snapshot:
             known = classify(self.ruleset, code)
             self.categories.put(code, known)
         return known
+
+
+@dataclass(frozen=True)
+class Located:
+    """A code request checked and resolved but not yet answered: the code, the day and the
+    variant (modifier, place) that pick its entry, on the snapshot it was resolved on."""
+
+    snapshot: Snapshot = field(repr=False, compare=False)
+    code: str
+    day: str
+    modifier: str = ""
+    place: Place | None = None
+
+    def date_class(self) -> Hashable | None:
+        """The key of the date class this request falls in; None until one of its days was computed."""
+        timeline = self.snapshot.timeline
+        assert timeline is not None
+        return timeline.date_class(self.code, (self.modifier, self.place), self.day)
+
+
+@dataclass(frozen=True)
+class LocatedPage:
+    """One page of a listing, resolved but not yet answered."""
+
+    items: list[Located]
+    next_after: str
+    total: int
+    revision: str
 
 
 @dataclass(frozen=True)
@@ -174,10 +228,11 @@ class CodePage:
 
 class ReportCache:
     """Results by key (code reports by date class, categories by code), least recently used
-    first out, so no stream of distinct requests grows memory; safe across threads."""
+    first out, so no stream of distinct requests grows memory; safe across threads. Bounded by
+    entries, or by `getsizeof` of the values when given."""
 
-    def __init__(self, size: int = 50_000) -> None:
-        self._cache: LRUCache[Any, Any] = LRUCache(maxsize=size)
+    def __init__(self, size: int = 50_000, getsizeof: Callable[[Any], int] | None = None) -> None:
+        self._cache: LRUCache[Any, Any] = LRUCache(maxsize=size, getsizeof=getsizeof)
         self._lock = threading.Lock()
         self.hits = 0    # read by the metrics endpoint (hit ratio)
         self.misses = 0
@@ -193,7 +248,10 @@ class ReportCache:
 
     def put(self, key: Any, value: Any) -> None:
         with self._lock:
-            self._cache[key] = value
+            try:
+                self._cache[key] = value
+            except ValueError:  # larger than the whole cache: not kept
+                pass
 
     def __len__(self) -> int:
         return len(self._cache)
@@ -322,10 +380,9 @@ class Engine:
             raise CodeNotFoundError(code, label, snap.data.source_names())
         return code
 
-    def _report(self, code: str, dos: dt.date | None, snap: Snapshot, modifier: str = "",
+    def _report(self, code: str, day: str, snap: Snapshot, modifier: str = "",
                 place: Place | None = None) -> CodeReport:
-        """A code's report on a date: from its date class when that was computed before."""
-        day = (dos or self.clock()).isoformat()
+        """A code's report on a date (ISO): from its date class when that was computed before."""
         timeline = snap.timeline
         assert timeline is not None
         variant = (modifier, place)
@@ -342,26 +399,52 @@ class Engine:
         snap.reports.put(timeline.date_class(code, variant, day), report)
         return report
 
+    def _day(self, dos: dt.date | None) -> str:
+        return (dos or self.clock()).isoformat()
+
+    def locate(self, text: str, dos: dt.date | None = None, modifier: str = "",
+               zip_code: str = "", locality: str = "") -> Located:
+        """Check and resolve a GetCode request (bad input raises) without answering it."""
+        snap = self._snapshot
+        code = self._resolve(text, snap)
+        place = snap.data.localities.resolve(zip_code, locality)
+        return Located(snap, code, self._day(dos), modifier.strip().upper(), place)
+
+    def report(self, located: Located) -> CodeReport:
+        """The report that answers a located request; a modifier without a row of its own raises."""
+        report = self._report(located.code, located.day, located.snapshot, located.modifier, located.place)
+        if located.modifier and report.facts["pfs_row_modifier"] != located.modifier:
+            rows = ", ".join(report.facts["modifier_rows"]) or "none"
+            raise InvalidInputError(
+                f"the fee schedule in force has no row for {located.code} with modifier "
+                f"{located.modifier} (modifier rows: {rows})", "modifier",
+                {"code": located.code, "modifier": located.modifier}, reason="MODIFIER_NOT_PRICED")
+        return report
+
+    def derived(self, located: Located, name: str, build: Callable[[CodeReport], T],
+                per_day: bool = False) -> T:
+        """`build(report)` for a located request, computed once per date class (per day with
+        `per_day`, for what reads the date in more ways than writing it) and kept with the
+        snapshot: what is built from a report must be the same for every day of the class."""
+        snap = located.snapshot
+        key = located.date_class()
+        if key is not None:
+            known = snap.derived.get((name, key, located.day if per_day else None))
+            if known is not None:
+                return known
+        value = build(self.report(located))
+        snap.derived.put((name, located.date_class(), located.day if per_day else None), value)
+        return value
+
     def get_code(self, text: str, dos: dt.date | None = None, modifier: str = "",
                  zip_code: str = "", locality: str = "") -> CodeReport:
         """Facts for one code (and a priced modifier's row, e.g. 26 or TC), priced in a
         locality when a ZIP code or locality is named; bad input raises."""
-        snap = self._snapshot
-        code = self._resolve(text, snap)
-        place = snap.data.localities.resolve(zip_code, locality)
-        modifier = modifier.strip().upper()
-        report = self._report(code, dos, snap, modifier, place)
-        if modifier and report.facts["pfs_row_modifier"] != modifier:
-            rows = ", ".join(report.facts["modifier_rows"]) or "none"
-            raise InvalidInputError(
-                f"the fee schedule in force has no row for {code} with modifier {modifier} "
-                f"(modifier rows: {rows})", "modifier", {"code": code, "modifier": modifier},
-                reason="MODIFIER_NOT_PRICED")
-        return report
+        return self.report(self.locate(text, dos, modifier, zip_code, locality))
 
-    def batch_get(self, texts: list[str], dos: dt.date | None = None, zip_code: str = "",
-                  locality: str = "") -> list[CodeReport]:
-        """Several codes in request order; the whole batch fails on the first bad code."""
+    def locate_batch(self, texts: list[str], dos: dt.date | None = None, zip_code: str = "",
+                     locality: str = "") -> list[Located]:
+        """Several codes in request order, checked; the whole batch fails on the first bad code."""
         if not texts:
             raise InvalidInputError("at least one code is required", "codes")
         if len(texts) > limits.BATCH_MAX_CODES:
@@ -369,26 +452,36 @@ class Engine:
                                     {"count": str(len(texts)), "limit": str(limits.BATCH_MAX_CODES)})
         snap = self._snapshot
         place = snap.data.localities.resolve(zip_code, locality)
+        day = self._day(dos)
         resolved = []
         for index, text in enumerate(texts):
             try:
-                resolved.append(self._resolve(text, snap, f"codes[{index}]"))
+                resolved.append(Located(snap, self._resolve(text, snap, f"codes[{index}]"), day, "", place))
             except InvalidInputError as error:
                 error.field = f"codes[{index}]"
                 raise
             except CodeNotFoundError as error:
                 error.metadata["index"] = str(index)
                 raise
+        return resolved
+
+    def batch_get(self, texts: list[str], dos: dt.date | None = None, zip_code: str = "",
+                  locality: str = "") -> list[CodeReport]:
+        """Several codes in request order; the whole batch fails on the first bad code."""
+        return self.reports(self.locate_batch(texts, dos, zip_code, locality))
+
+    def reports(self, items: Sequence[Located]) -> list[CodeReport]:
+        """The reports that answer located requests; long work stops when its caller has gone."""
         reports = []
-        for index, code in enumerate(resolved):
+        for index, item in enumerate(items):
             if index % 25 == 0:
                 raise_if_abandoned()
-            reports.append(self._report(code, dos, snap, place=place))
+            reports.append(self.report(item))
         return reports
 
-    def list_codes(self, page_size: int, after: str = "", category: str = "",
-                   dos: dt.date | None = None, revision: str = "") -> CodePage:
-        """A page of codes in code order, starting after the code `after`.
+    def locate_page(self, page_size: int, after: str = "", category: str = "",
+                    dos: dt.date | None = None, revision: str = "") -> LocatedPage:
+        """A page of codes in code order, starting after the code `after`, not yet answered.
 
         A cursor means something only on the ruleset revision it came from: with `revision`
         given, a cursor from any other revision is refused (the caller starts again).
@@ -404,12 +497,15 @@ class Engine:
         start = bisect.bisect_right(codes, after) if after else 0
         page = codes[start:start + size]
         more = start + size < len(codes)
-        reports = []
-        for index, code in enumerate(page):
-            if index % 25 == 0:  # a page is long work: stop when its caller has gone
-                raise_if_abandoned()
-            reports.append(self._report(code, dos, snap))
-        return CodePage(reports, page[-1] if more and page else "", len(codes), snap.ruleset.revision)
+        day = self._day(dos)
+        return LocatedPage([Located(snap, c, day) for c in page], page[-1] if more and page else "",
+                           len(codes), snap.ruleset.revision)
+
+    def list_codes(self, page_size: int, after: str = "", category: str = "",
+                   dos: dt.date | None = None, revision: str = "") -> CodePage:
+        """A page of codes in code order (see locate_page), answered."""
+        page = self.locate_page(page_size, after, category, dos, revision)
+        return CodePage(self.reports(page.items), page.next_after, page.total, page.revision)
 
     def list_localities(self, page_size: int, after: str = "", state: str = "",
                         dos: dt.date | None = None, revision: str = "") -> LocalityPage:
@@ -466,7 +562,13 @@ class Engine:
         a long export passes the one snapshot it started on, so a reload cannot mix two."""
         snap = snapshot or self._snapshot
         code = self._resolve(text, snap)
-        report = self._report(code, dos, snap, place=snap.data.localities.resolve(zip_code, locality))
+        place = snap.data.localities.resolve(zip_code, locality)
+        report = self.report(Located(snap, code, self._day(dos), "", place))
+        return report, self.faq_entries(report, snap)
+
+    def faq_entries(self, report: CodeReport, snap: Snapshot | None = None) -> list[AnswerResult]:
+        """The FAQ entries whose condition holds for a report, answered."""
+        snap = snap or self._snapshot
         entries = []
         for entry in snap.ruleset.faq:
             if not entry.applies_when.evaluate(report.facts):
@@ -480,7 +582,7 @@ class Engine:
                 provenance=report.provenance, date_of_service=report.facts["date_of_service"],
                 fee_schedule_release=report.facts["pfs_release"],
                 covers_date_of_service=report.facts["pfs_covers_date"]))
-        return report, entries
+        return entries
 
     def interpret(self, question: str) -> Interpretation:
         """How the phrasebook reads a question (for `ask --explain`)."""
@@ -490,7 +592,9 @@ class Engine:
 
     def answer(self, question: str, dos: dt.date | None = None) -> AnswerResult:
         """Answer a free-text question, or say precisely what is missing. Questions repeat:
-        the answer is remembered per snapshot by the question, the date and today."""
+        the answer is remembered per snapshot by the question, the date and today, and the
+        reading by the normalised question (questions that differ only in what NFKC and
+        control characters change share one reading and differ only in the echo)."""
         # The raw length first: normalising costs time per character, so an over-long question
         # is refused before any work on it (and before it is hashed as a cache key).
         if len(question) > limits.QUESTION_MAX_CHARS:
@@ -499,16 +603,22 @@ class Engine:
         key = (question, dos, self.clock())
         known = snap.answers.get(key)
         if known is None:
-            known = self._answer(question, dos, snap)
+            text = normalise_question(question)
+            # NFKC can lengthen text, so the limit holds after normalising too.
+            if len(text) > limits.QUESTION_MAX_CHARS:
+                raise QuestionTooLongError(len(text), limits.QUESTION_MAX_CHARS)
+            reading_key = (_NORMALISED, text, dos, key[2])
+            known = snap.answers.get(reading_key)
+            if known is None:
+                known = self._answer(text, dos, snap)
+                snap.answers.put(reading_key, known)
+            known = replace(known, question=limits.echo(question))  # what the answer repeats back
             snap.answers.put(key, known)
         return known
 
-    def _answer(self, question: str, dos: dt.date | None, snap: Snapshot) -> AnswerResult:
-        text = normalise_question(question)
-        # NFKC can lengthen text, so the limit holds after normalising too.
-        if len(text) > limits.QUESTION_MAX_CHARS:
-            raise QuestionTooLongError(len(text), limits.QUESTION_MAX_CHARS)
-        question = limits.echo(question)  # what the answer repeats back
+    def _answer(self, text: str, dos: dt.date | None, snap: Snapshot) -> AnswerResult:
+        """The answer to a normalised question, without the question's echo."""
+        question = ""
         book = snap.ruleset.phrasebook
         reading = interpret(text, book, lambda c: bool(self.category_of(c, snap)[0]), self.clock(),
                             _place_finder(snap.data))
@@ -564,7 +674,7 @@ class Engine:
         subjects = known[:1] if single else known[:limits.ANSWER_MAX_CODES]
         modifiers = dict(found.modifiers)
         place, place_note = _place_of(found.place, snap.data)
-        reports = [self._report(c, day, snap, modifiers.get(c, ""), place) for c in subjects]
+        reports = [self._report(c, self._day(day), snap, modifiers.get(c, ""), place) for c in subjects]
         template = snap.ruleset.templates[reading.intent]
         parts = [render(template, r.facts) for r in reports]
         if len(parts) > 1:
@@ -669,6 +779,9 @@ class Engine:
 
     def sources(self) -> list[DataSource]:
         return self._snapshot.data.sources()
+
+
+_NORMALISED = object()  # marks answer-cache keys by normalised text apart from raw-text keys
 
 
 def _long(iso: str) -> str:

@@ -145,7 +145,7 @@ class _Held:
     def __init__(self, engine: Engine) -> None:
         self.inside = threading.Semaphore(0)
         self.release = threading.Event()
-        self._list_codes = engine.list_codes
+        self._list_codes = engine.locate_page
 
     def __call__(self, *args, **kwargs):
         self.inside.release()
@@ -158,7 +158,7 @@ def test_busy_workers_do_not_starve_health_and_extra_calls_are_refused(engine):
     at once with RESOURCE_EXHAUSTED (OVERLOADED), not queued behind the busy ones."""
     held_engine = Engine(engine.snapshot, engine.clock)
     held = _Held(held_engine)
-    held_engine.list_codes = held
+    held_engine.locate_page = held
     server, port = create_server(held_engine, "127.0.0.1:0", max_workers=2)
     server.start()
     try:

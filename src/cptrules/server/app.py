@@ -17,14 +17,14 @@ from prometheus_client import CollectorRegistry
 
 from .. import limits
 from ..engine import Engine
-from ..v1 import code_rules_service_pb2, code_rules_service_pb2_grpc
+from ..v1 import code_rules_service_pb2
 from .admission import AdmissionInterceptor
 from .auth import AuthInterceptor, TokenSet
 from .decisions import DecisionInterceptor, DecisionLog
 from .metrics import MetricsInterceptor
 from .parsing import RequestParsingInterceptor
 from .requestlog import RequestLogInterceptor
-from .servicer import CodeRulesServicer
+from .servicer import CodeRulesServicer, add_to_server
 from .tls import ServerConfigError, Transport, check_transport, server_credentials
 
 SERVICE_NAME = code_rules_service_pb2.DESCRIPTOR.services_by_name["CodeRulesService"].full_name
@@ -152,7 +152,7 @@ class BoundServer:
         """Add the services on `engine`; health says SERVING from the moment the server starts."""
         self._slot.engine = engine
         server = self.grpc_server
-        code_rules_service_pb2_grpc.add_CodeRulesServiceServicer_to_server(CodeRulesServicer(engine), server)
+        add_to_server(CodeRulesServicer(engine), server)
         health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         for name in ("", SERVICE_NAME):

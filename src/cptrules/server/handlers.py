@@ -1,4 +1,5 @@
-"""Rebuilding a gRPC method handler with its behaviour wrapped, for the interceptors."""
+"""Method handlers: rebuilding one with its behaviour wrapped (for the interceptors), and
+handlers that take and return bytes, registered from a table of methods."""
 
 from __future__ import annotations
 
@@ -24,3 +25,31 @@ def rewrap(handler: grpc.RpcMethodHandler, wrap: Callable[[Any], Any],
     if handler.stream_unary:
         return grpc.stream_unary_rpc_method_handler(wrap(handler.stream_unary), **args)
     return grpc.stream_stream_rpc_method_handler(wrap(handler.stream_stream), **args)
+
+
+BytesBehaviour = Callable[[bytes, grpc.ServicerContext], bytes]
+
+
+def bytes_handler(behaviour: BytesBehaviour) -> grpc.RpcMethodHandler:
+    """A unary handler that receives the request's bytes and returns the response's bytes:
+    no message is parsed or built by grpc, so stored bytes are written as they are."""
+    return grpc.unary_unary_rpc_method_handler(behaviour, request_deserializer=None,
+                                               response_serializer=None)
+
+
+def message_handler(behaviour: Callable[..., Any], request_class: Any, response_class: Any,
+                    client_streaming: bool = False, server_streaming: bool = False) -> grpc.RpcMethodHandler:
+    """A handler on messages, of the method's kind (unary or streaming either way), as the
+    generated code registers them."""
+    make = {(False, False): grpc.unary_unary_rpc_method_handler,
+            (False, True): grpc.unary_stream_rpc_method_handler,
+            (True, False): grpc.stream_unary_rpc_method_handler,
+            (True, True): grpc.stream_stream_rpc_method_handler}[(client_streaming, server_streaming)]
+    return make(behaviour, request_deserializer=request_class.FromString,
+                response_serializer=response_class.SerializeToString)
+
+
+def add_service(server: grpc.Server, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+    """Register a service's method handlers, as generated `add_*_to_server` functions do."""
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+    server.add_registered_method_handlers(service, handlers)

@@ -1,0 +1,91 @@
+"""Stored responses write the day into a template exactly where serialising for that day would,
+and keep bytes per day when the day shapes the response in any other way."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from google.type import date_pb2
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cptrules.server.stored import Stored, dated_bytes, field_bytes, repeated_message
+from cptrules.v1 import code_pb2
+from cptrules.v1 import code_rules_service_pb2 as svc
+
+days = st.dates(dt.date(1990, 1, 1), dt.date(2100, 12, 31)).map(dt.date.isoformat)
+texts = st.text(max_size=30)
+
+
+def _message(day: str, before: str, after: str, other_date: str) -> bytes:
+    """A message that writes the day as text (a fired rule's input), as a Date, and holds a
+    date that is not the day (which must never be rewritten)."""
+    iso = dt.date.fromisoformat(day)
+    other = dt.date.fromisoformat(other_date)
+    message = code_pb2.Code(code=before, descriptor=after)
+    message.provenance.fired_rules.add(rule_id=before, inputs={"date_of_service": day, "x": after})
+    message.provenance.date_of_service.CopyFrom(date_pb2.Date(year=iso.year, month=iso.month, day=iso.day))
+    message.date_of_service.CopyFrom(date_pb2.Date(year=iso.year, month=iso.month, day=iso.day))
+    message.lifecycle.sunset_date.CopyFrom(date_pb2.Date(year=other.year, month=other.month, day=other.day))
+    message.lifecycle.policy = other_date
+    return message.SerializeToString(deterministic=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(days, days, texts, texts)
+def test_a_template_writes_any_day_as_serialising_for_it_does(day, other, before, after):
+    stored = Stored(lambda d: _message(d, before, after, other))
+    assert stored.templated
+    assert stored.on(day) == _message(day, before, after, other)
+
+
+@settings(max_examples=50, deadline=None)
+@given(days, texts)
+def test_bytes_that_depend_on_the_day_otherwise_are_kept_per_day(day, before):
+    def spelled(d: str) -> bytes:  # the day spelled out: its length varies
+        when = dt.date.fromisoformat(d)
+        return code_pb2.Code(code=before, descriptor=f"{when:%B} {when.day}, {when.year}").SerializeToString()
+
+    assert dated_bytes(spelled) is None
+    stored = Stored(spelled)
+    assert not stored.templated
+    assert stored.on(day) == spelled(day)
+
+
+@given(st.lists(st.binary(max_size=300), max_size=5))
+def test_repeated_messages_are_assembled_as_protobuf_writes_them(items):
+    codes = [code_pb2.Code(code=i.hex()) for i in items]
+    response = svc.BatchGetCodesResponse(codes=codes)
+    assert repeated_message(1, [c.SerializeToString() for c in codes]) == response.SerializeToString()
+    assert field_bytes(2, b"x" * 200) == svc.ListCodesResponse(next_page_token="x" * 200).SerializeToString()
+
+
+def test_a_response_remembered_by_its_request_is_not_served_on_another_day(engine):
+    """Responses kept by request bytes are kept per day: an undated request asked again after
+    midnight is answered for the new day."""
+    from cptrules.engine import Engine
+    from cptrules.server.servicer import CodeRulesServicer
+
+    today = [dt.date(2025, 12, 31)]
+    moving = Engine(engine.snapshot, lambda: today[0])
+    get_code = CodeRulesServicer(moving).method_handlers()["GetCode"].unary_unary
+    raw = svc.GetCodeRequest(code="0556T").SerializeToString()
+    first = code_pb2.Code.FromString(get_code(raw, None))
+    assert get_code(raw, None) == first.SerializeToString(deterministic=True)
+    today[0] = dt.date(2026, 1, 1)
+    second = code_pb2.Code.FromString(get_code(raw, None))
+    assert (first.date_of_service.year, second.date_of_service.year) == (2025, 2026)
+
+
+def test_a_method_outside_the_bytes_table_is_served_on_messages_of_its_kind():
+    """Methods added the generated way (a servicer method on messages) keep working, streaming
+    ones included, and the byte-served ones take and give bytes."""
+    from cptrules.server.handlers import message_handler
+    from cptrules.server.servicer import CodeRulesServicer
+
+    streaming = message_handler(lambda request, context: iter(()), svc.ListCodesRequest, svc.ListCodesResponse,
+                                server_streaming=True)
+    assert streaming.response_streaming and not streaming.request_streaming and streaming.unary_stream
+    handlers = CodeRulesServicer(engine=None).method_handlers()
+    assert handlers["ListLocalities"].request_deserializer is not None
+    assert handlers["GetCode"].request_deserializer is None and handlers["GetCode"].response_serializer is None
