@@ -461,6 +461,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    """A TCP port, 0 for one the system picks."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (0-65535)")
+    return value
+
+
 def _positive(kind: type) -> Any:
     def parse(text: str) -> Any:
         try:
@@ -577,8 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve the gRPC API")
     with_sources(p)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=50051, help="0 picks a free port (printed on start)")
-    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port of --host")
+    p.add_argument("--port", type=_port, default=50051, help="0 picks a free port (printed on start)")
+    p.add_argument("--metrics-port", type=_port, help="serve Prometheus metrics on this port of --host")
     p.add_argument("--processes", type=_positive(int), default=1,
                    help="serving processes sharing the port (SO_REUSEPORT)")
     _serve_limits(p)

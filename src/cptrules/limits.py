@@ -2,8 +2,9 @@
 
 QUESTION_MAX_CHARS = 1000
 BATCH_MAX_CODES = 100
-# An explicit list in one export (every known code is about 20,000).
-EXPORT_MAX_CODES = 25_000
+# An explicit list in one export: what fits in a request (64 KiB holds about 9,000 codes);
+# a category or every code (about 20,000) needs no list.
+EXPORT_MAX_CODES = 5_000
 PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 1000
 # A page stops early before its codes pass this, so a client's default 4 MiB receive limit holds it.

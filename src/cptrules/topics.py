@@ -102,7 +102,7 @@ TOPICS_SCHEMA: dict[str, Any] = {
 
 # What a topic template may name besides the facts.
 TEMPLATE_NAMES = frozenset({"topic", "asked", "known", "values", "entries", "related", "rules", "meaning", "source",
-                            "releases", "loaded_releases", "year", "date_of_service"})
+                            "releases", "loaded_releases", "year", "date_of_service", "in_force"})
 _FILLER_REACH = 4  # filler words skipped between a cue and its value
 MAX_VALUE_CHARS = 12
 
@@ -371,6 +371,7 @@ def context(topic: Topic, value: str, data: Any, day: dt.date) -> tuple[dict[str
     releases: list[dict[str, Any]] = []
     loaded: list[dict[str, Any]] = []
     year = 0
+    covered = False  # whether a loaded release is in force on the day (undated questions)
     if topic.data == "conversion_factor" and data is not None:
         from .data.store import pfs_source
 
@@ -379,15 +380,18 @@ def context(topic: Topic, value: str, data: Any, day: dt.date) -> tuple[dict[str
             year = int(value)
             chosen = [r for r in data.releases if r.year == year]
         else:
-            current = data.release_for(day) or (data.releases[-1] if data.releases else None)
+            in_force = data.release_for(day)
+            current = in_force or (data.releases[-1] if data.releases else None)
             chosen = [current] if current is not None else []
+            covered = in_force is not None
         releases = [_release(r) for r in chosen]
         sources = [pfs_source(r) for r in chosen]
     names = {**facts, "topic": topic.id, "asked": value,
              "known": known,
              "values": topic.known_values(), "entries": entries, "related": related, "rules": [_rule(f.rule) for f in fired],
              "meaning": topic.meaning, "source": topic.source, "releases": releases,
-             "loaded_releases": loaded, "year": year, "date_of_service": day.isoformat()}
+             "loaded_releases": loaded, "year": year, "date_of_service": day.isoformat(),
+             "in_force": covered}
     return names, fired, sources
 
 

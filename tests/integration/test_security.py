@@ -167,6 +167,22 @@ def test_a_key_that_is_not_pem_is_one_line(engine, tmp_path, pki):
         build_server(engine, "127.0.0.1:0", features=Features(Transport(pki.files["server.pem"], junk)))
 
 
+def test_a_key_that_is_not_the_certificates_is_one_line(engine, pki):
+    """The client's key with the server's certificate: named at start, not a handshake failure."""
+    transport = Transport(pki.files["server.pem"], pki.files["client.key"])
+    with pytest.raises(ServerConfigError, match="client.key is not the private key of .*server.pem"):
+        build_server(engine, "127.0.0.1:0", features=Features(transport))
+
+
+@pytest.mark.parametrize("flag", ["--port", "--metrics-port"])
+def test_a_port_out_of_range_is_a_usage_error(capsys, flag):
+    from cptrules import cli
+
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["serve", flag, "99999"])
+    assert stopped.value.code == 2 and "99999 is not a port (0-65535)" in capsys.readouterr().err
+
+
 # -- tokens ----------------------------------------------------------------------------------
 
 

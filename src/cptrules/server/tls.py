@@ -64,10 +64,27 @@ def _read(path: Path, what: str) -> bytes:
     return data
 
 
+def check_key_pair(transport: Transport) -> None:
+    """A certificate and a key that do not belong together are one clear line at start, not a
+    handshake failure deep in the transport."""
+    import ssl
+
+    if transport.cert is None or transport.key is None:
+        return
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(transport.cert, transport.key)
+    except ssl.SSLError as error:
+        raise ServerConfigError(f"{transport.key} is not the private key of {transport.cert} "
+                                f"({error.reason or error})") from None
+    except OSError as error:
+        raise ServerConfigError(f"cannot read the TLS certificate or key: {error.strerror or error}") from None
+
+
 def server_credentials(transport: Transport) -> grpc.ServerCredentials:
     """TLS credentials; with a client CA, every client must present a certificate it signed."""
     assert transport.cert is not None and transport.key is not None
     pair = (_read(transport.key, "TLS private key"), _read(transport.cert, "TLS certificate"))
+    check_key_pair(transport)
     ca = _read(transport.client_ca, "client CA certificate") if transport.client_ca else None
     return grpc.ssl_server_credentials([pair], root_certificates=ca,
                                        require_client_auth=ca is not None)
