@@ -133,7 +133,8 @@ def _server_options(args: argparse.Namespace) -> Any:
     from .server.app import ServerOptions
 
     return ServerOptions(
-        workers=args.workers, max_streams=args.max_streams, max_connections=args.max_connections or 0,
+        workers=args.workers, max_streams=args.max_streams, max_exports=args.max_exports,
+        max_connections=args.max_connections or 0,
         max_streams_per_connection=args.max_streams_per_connection,
         max_connection_idle=args.max_connection_idle, max_connection_age=args.max_connection_age,
         max_connection_age_grace=args.max_connection_age_grace,
@@ -496,6 +497,8 @@ def _serve_limits(p: argparse.ArgumentParser) -> None:
                    help="calls computed at once; more get RESOURCE_EXHAUSTED (default %(default)s)")
     g.add_argument("--max-streams", type=count, default=d.max_streams,
                    help="open health-watch and reflection streams (default %(default)s)")
+    g.add_argument("--max-exports", type=count, default=d.max_exports,
+                   help="open ExportFaqs streams, counted apart from the others (default %(default)s)")
     g.add_argument("--max-connections", type=count, default=None,
                    help="open connections (default: the descriptor limit less a reserve, at most 1000)")
     g.add_argument("--max-streams-per-connection", type=count, default=d.max_streams_per_connection,

@@ -14,7 +14,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from cptrules.server.testing import client, error_info, running_server
-from cptrules.v1 import code_pb2, code_rules_service_pb2 as pb
+from cptrules.v1 import code_pb2, code_rules_service_pb2 as pb, code_rules_service_pb2_grpc
 
 pytestmark = pytest.mark.integration
 CAT3 = code_pb2.CODE_CATEGORY_CATEGORY_III
@@ -130,3 +130,30 @@ def test_a_slow_reader_holds_the_export_back_and_cancelling_stops_it(engine):
         assert stopped < total // 4
         # The stream's place is given back: the server takes new calls at once.
         assert stub.GetFaq(pb.GetFaqRequest(code="0556T")).code == "0556T"
+
+
+def test_stalled_exports_hold_only_export_places_never_health_watches(engine):
+    """Readers that open exports and stop reading use up the export places; health watches
+    (and reflection) have their own, so a load balancer's probe stream still gets through."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from cptrules.server.app import ServerOptions, build_server
+
+    built = build_server(engine, "127.0.0.1:0", ServerOptions(max_exports=2, max_streams=2))
+    built.grpc_server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{built.port}") as channel:
+            stub = code_rules_service_pb2_grpc.CodeRulesServiceStub(channel)
+            stalled = [stub.ExportFaqs(pb.ExportFaqsRequest()) for _ in range(2)]
+            for stream in stalled:
+                next(stream)
+            with pytest.raises(grpc.RpcError) as refused:
+                next(stub.ExportFaqs(pb.ExportFaqsRequest()))
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=30)
+            assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+            watch.cancel()
+            for stream in stalled:
+                stream.cancel()
+    finally:
+        built.grpc_server.stop(None)

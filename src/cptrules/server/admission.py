@@ -66,9 +66,14 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
     """
 
     def __init__(self, max_calls: int, max_streams: int,
-                 exempt: frozenset[str] = frozenset({HEALTH_CHECK})) -> None:
+                 exempt: frozenset[str] = frozenset({HEALTH_CHECK}), max_exports: int = 4,
+                 export_prefix: str = "/cptrules.v1.CodeRulesService/") -> None:
         self.calls = Gate(max_calls)
         self.streams = Gate(max_streams)
+        # Exports have places of their own: readers that stall a stream hold only export places,
+        # never the health-watch and reflection streams that operators and load balancers need.
+        self.exports = Gate(max_exports)
+        self.export_prefix = export_prefix
         self.exempt = exempt
 
     def intercept_service(self, continuation: Any, details: Any) -> Any:
@@ -76,7 +81,12 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
         if handler is None or details.method in self.exempt:
             return handler
         streaming = handler.request_streaming or handler.response_streaming
-        gate, kind = (self.streams, "streaming") if streaming else (self.calls, "unary")
+        if not streaming:
+            gate, kind = self.calls, "unary"
+        elif details.method.startswith(self.export_prefix):
+            gate, kind = self.exports, "export"
+        else:
+            gate, kind = self.streams, "streaming"
 
         def wrap(behaviour: Callable[..., Any]) -> Callable[..., Any]:
             def admitted(request: Any, context: grpc.ServicerContext) -> Any:

@@ -48,6 +48,7 @@ class ServerOptions:
 
     workers: int = 8                    # unary calls computed at once; more get RESOURCE_EXHAUSTED
     max_streams: int = 8                # open streams (health Watch, reflection) at once
+    max_exports: int = 4                # open ExportFaqs streams at once, apart from those
     max_connections: int = 0            # 0: default_max_connections()
     max_streams_per_connection: int = 32
     max_connection_idle: float = 300.0  # a connection with no call for this long is closed
@@ -183,11 +184,13 @@ def bind_server(address: str = "127.0.0.1:0", options: ServerOptions | None = No
         interceptors.append(MetricsInterceptor(registry))
     if features.tokens is not None:
         interceptors.append(AuthInterceptor(features.tokens, features.reflection_requires_auth))
-    interceptors.append(AdmissionInterceptor(options.workers, options.max_streams))
+    interceptors.append(AdmissionInterceptor(options.workers, options.max_streams,
+                                             max_exports=options.max_exports))
     if features.decisions is not None:
         interceptors.append(DecisionInterceptor(features.decisions, slot.today, slot.revision))
     interceptors.append(RequestParsingInterceptor())
-    pool = futures.ThreadPoolExecutor(max_workers=options.workers + options.max_streams + SPARE_THREADS,
+    pool = futures.ThreadPoolExecutor(max_workers=options.workers + options.max_streams + options.max_exports
+                                      + SPARE_THREADS,
                                       thread_name_prefix="grpc")
     server = grpc.server(pool, interceptors=interceptors, options=options.channel_options())
     try:
