@@ -155,3 +155,12 @@ def test_bad_export_input_is_refused_with_a_precise_error(engine, tmp_path, caps
     assert main(["export", str(tmp_path / "out"), "--category", "CATEGORY_IV"]) == 1
     assert "is not a category" in capsys.readouterr().err  # one line from the command, no traceback
     assert not (tmp_path / "out").exists()
+    # A folder holding files no export made is never written into (its files could be overwritten
+    # or removed as pages of codes no longer exported).
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "index.html").write_text("the team's own page")
+    with pytest.raises(InvalidInputError, match="holds files that no export made"):
+        export_site(engine, ExportOptions(foreign, codes=["0556T"]))
+    assert [p.name for p in foreign.iterdir()] == ["index.html"]
+    assert (foreign / "index.html").read_text() == "the team's own page"

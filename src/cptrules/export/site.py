@@ -162,6 +162,10 @@ def export_site(engine: Engine, options: ExportOptions,
         raise InvalidInputError(f"format must be one of {', '.join(FORMATS)}", "format", reason="INVALID_FORMAT")
     if options.out.exists() and not options.out.is_dir():
         raise InvalidInputError(f"{options.out} is not a folder", "dir", reason="NOT_A_FOLDER")
+    # An export rewrites and removes files: only in an empty folder or one an export made.
+    if options.out.is_dir() and any(options.out.iterdir()) and not (options.out / MANIFEST).is_file():
+        raise InvalidInputError(f"{options.out} holds files that no export made (no {MANIFEST}); "
+                                "export into an empty or new folder", "dir", reason="FOREIGN_FOLDER")
     snapshot = engine.snapshot
     templates = SiteTemplates(Path(snapshot.rules_dir) / "site")
     # The answers' date of service, and the day pages are published (their dateModified when
