@@ -4,6 +4,7 @@ with request ids, metrics, the decision log and its replay after a rule edit."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import logging
@@ -356,7 +357,8 @@ def test_a_page_stops_being_computed_when_the_client_deadline_passes(engine):
             threading.Event().wait(0.02)
             return super()._report(code, *args, **kwargs)
 
-    slow = SlowEngine(engine.snapshot, engine.clock)
+    # A snapshot of its own: the session's has the page's answers remembered already.
+    slow = SlowEngine(dataclasses.replace(engine.snapshot), engine.clock)
     built = build_server(slow, "127.0.0.1:0")
     built.grpc_server.start()
     try:

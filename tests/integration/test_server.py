@@ -263,3 +263,16 @@ def test_the_questions_people_type(stub, question, intent, code, outcome):
         assert answer.confidence > 0 and answer.matched_phrasings or intent == "what_is"
     if "2026 DOS" in question:
         assert answer.date_of_service.year == 2026 and "70472" in answer.text
+
+
+def test_servers_sharing_a_snapshot_answer_with_their_own_page_tokens(engine):
+    """Responses are remembered per server: one server's page token (signed with its own key)
+    is never handed out by another server on the same snapshot."""
+    from cptrules.server.testing import client, running_server
+
+    with running_server(engine) as (_, first), running_server(engine) as (_, second):
+        with client(first) as a, client(second) as b:
+            b.ListCodes(svc.ListCodesRequest(page_size=2))  # answered and remembered by the second
+            page = a.ListCodes(svc.ListCodesRequest(page_size=2))
+            following = a.ListCodes(svc.ListCodesRequest(page_size=2, page_token=page.next_page_token))
+            assert following.codes[0].code > page.codes[-1].code

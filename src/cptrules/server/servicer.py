@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -104,6 +105,9 @@ class CodeRulesServicer(code_rules_service_pb2_grpc.CodeRulesServiceServicer):
                  peer_log: PeerLog | None = None) -> None:
         self.engine = engine
         self.tokens = tokens or PageTokens()
+        # Remembered responses are this servicer's own: a page token in one is signed with its key,
+        # and servers sharing a snapshot in one process must not answer with each other's tokens.
+        self._own = secrets.token_bytes(8)
         self.peer_log = peer_log or PeerLog()
 
     # -- the method table --------------------------------------------------------
@@ -140,7 +144,7 @@ class CodeRulesServicer(code_rules_service_pb2_grpc.CodeRulesServiceServicer):
         def behaviour(raw: bytes, context: grpc.ServicerContext) -> bytes:
             snap: Snapshot = engine.snapshot
             remembered = snap.requests(name)
-            key = (raw, engine.clock())
+            key = (raw, engine.clock(), self._own)
             known = remembered.get(key)
             if known is not None:
                 return known[0]
