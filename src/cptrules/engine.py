@@ -380,6 +380,21 @@ class Engine:
             raise CodeNotFoundError(code, label, snap.data.source_names())
         return code
 
+    def resolve_listed(self, texts: Sequence[str], snap: Snapshot) -> list[str]:
+        """The codes of a request's list, in its order; a bad one raises naming its place
+        (`codes[i]`, and the index of an unknown code)."""
+        resolved = []
+        for index, text in enumerate(texts):
+            try:
+                resolved.append(self._resolve(text, snap, f"codes[{index}]"))
+            except InvalidInputError as error:
+                error.field = f"codes[{index}]"
+                raise
+            except CodeNotFoundError as error:
+                error.metadata["index"] = str(index)
+                raise
+        return resolved
+
     def _report(self, code: str, day: str, snap: Snapshot, modifier: str = "",
                 place: Place | None = None) -> CodeReport:
         """A code's report on a date (ISO): from its date class when that was computed before."""
@@ -453,17 +468,7 @@ class Engine:
         snap = self._snapshot
         place = snap.data.localities.resolve(zip_code, locality)
         day = self._day(dos)
-        resolved = []
-        for index, text in enumerate(texts):
-            try:
-                resolved.append(Located(snap, self._resolve(text, snap, f"codes[{index}]"), day, "", place))
-            except InvalidInputError as error:
-                error.field = f"codes[{index}]"
-                raise
-            except CodeNotFoundError as error:
-                error.metadata["index"] = str(index)
-                raise
-        return resolved
+        return [Located(snap, code, day, "", place) for code in self.resolve_listed(texts, snap)]
 
     def batch_get(self, texts: list[str], dos: dt.date | None = None, zip_code: str = "",
                   locality: str = "") -> list[CodeReport]:

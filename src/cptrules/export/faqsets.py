@@ -15,9 +15,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..codes import normalise_code
 from ..engine import AnswerResult, CodeReport, Engine, Snapshot
-from ..errors import CodeNotFoundError, InvalidInputError, MalformedCodeError
+from ..errors import InvalidInputError
 
 
 @dataclass(frozen=True)
@@ -78,21 +77,7 @@ def select_codes(engine: Engine, snapshot: Snapshot, codes: Iterable[str] | None
         return list(snapshot.codes_in(category))
     if codes is None:
         return list(snapshot.codes)
-    chosen: set[str] = set()
-    for index, text in enumerate(codes):
-        field = f"codes[{index}]"
-        try:
-            code = normalise_code(text)
-        except MalformedCodeError:
-            raise MalformedCodeError(text.strip(), field) from None
-        category_name, label = engine.category_of(code, snapshot)
-        if not category_name:
-            raise MalformedCodeError(code, field)
-        if not snapshot.data.knows(code):
-            error = CodeNotFoundError(code, label, snapshot.data.source_names())
-            error.metadata["index"] = str(index)
-            raise error
-        chosen.add(code)
+    chosen = set(engine.resolve_listed(list(codes), snapshot))
     if not chosen:
         raise InvalidInputError("at least one code is required", "codes")
     return sorted(chosen)

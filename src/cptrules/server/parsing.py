@@ -29,6 +29,16 @@ def peer_host(peer: str) -> str:
     return peer.rsplit(":", 1)[0] if peer.startswith(("ipv4:", "ipv6:")) else peer
 
 
+def log_unparseable(peer_log: "PeerLog", peer: str, method: str, size: int, error: Exception) -> None:
+    """One warning for a request that does not parse, rate-limited per peer host."""
+    host = peer_host(peer)
+    due, skipped = peer_log.should_log(host)
+    if due:
+        log.warning("unparseable %s request from %s (%d bytes): %s: %.100s%s", method, host, size,
+                    type(error).__name__, error,
+                    f" ({skipped} more from this peer were not logged)" if skipped else "")
+
+
 class PeerLog:
     """Logs a problem per peer at most once per `interval` seconds; remembers a bounded number
     of peers, so a flood of addresses cannot grow it without end."""
@@ -73,7 +83,7 @@ class RequestParsingInterceptor(grpc.ServerInterceptor):
                 try:
                     request = parse(raw)
                 except Exception as error:  # any failure to parse is the request's fault
-                    self._report(context.peer(), method, len(raw), error)
+                    log_unparseable(self.peer_log, context.peer(), method, len(raw), error)
                     context.abort_with_status(status.malformed_request(method, len(raw)))
                 return behaviour(request, context)
 
@@ -81,10 +91,3 @@ class RequestParsingInterceptor(grpc.ServerInterceptor):
 
         return rewrap(handler, wrap, request_deserializer=None)
 
-    def _report(self, peer: str, method: str, size: int, error: Exception) -> None:
-        host = peer_host(peer)
-        due, skipped = self.peer_log.should_log(host)
-        if due:
-            log.warning("unparseable %s request from %s (%d bytes): %s: %.100s%s", method, host, size,
-                        type(error).__name__, error,
-                        f" ({skipped} more from this peer were not logged)" if skipped else "")

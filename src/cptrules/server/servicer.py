@@ -28,7 +28,7 @@ from . import convert, status
 from .export_stream import export_faqs
 from .handlers import add_service, bytes_handler, message_handler
 from .page_tokens import PageTokens
-from .parsing import PeerLog, peer_host
+from .parsing import PeerLog, log_unparseable
 from .status import to_status
 from .stored import Stored, repeated_message
 
@@ -151,7 +151,7 @@ class CodeRulesServicer(code_rules_service_pb2_grpc.CodeRulesServiceServicer):
             try:
                 request = request_class.FromString(raw)
             except Exception as error:  # any failure to parse is the request's fault
-                self._report_unparseable(context.peer(), method, len(raw), error)
+                log_unparseable(self.peer_log, context.peer(), method, len(raw), error)
                 context.abort_with_status(status.malformed_request(method, len(raw)))
             try:
                 response = answer(request)
@@ -168,14 +168,6 @@ class CodeRulesServicer(code_rules_service_pb2_grpc.CodeRulesServiceServicer):
 
         behaviour.__name__ = name
         return behaviour
-
-    def _report_unparseable(self, peer: str, method: str, size: int, error: Exception) -> None:
-        host = peer_host(peer)
-        due, skipped = self.peer_log.should_log(host)
-        if due:
-            log.warning("unparseable %s request from %s (%d bytes): %s: %.100s%s", method, host, size,
-                        type(error).__name__, error,
-                        f" ({skipped} more from this peer were not logged)" if skipped else "")
 
     # -- answers as bytes -------------------------------------------------------
 
