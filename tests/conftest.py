@@ -54,11 +54,9 @@ def channel(cptrules_channel: grpc.Channel) -> grpc.Channel:
 
 
 @pytest.fixture(scope="session")
-def stub(channel):
-    """CodeRulesService stub."""
-    from cptrules.v1 import code_rules_service_pb2_grpc
-
-    return code_rules_service_pb2_grpc.CodeRulesServiceStub(channel)
+def stub(cptrules_stub):
+    """CodeRulesService stub on the session's channel (the plugin's)."""
+    return cptrules_stub
 
 
 @pytest.fixture(scope="session")
