@@ -28,27 +28,10 @@ from pathlib import Path
 import grpc
 from google.type import date_pb2
 
+from _proc import memory_mib  # benchmarks/_proc.py, beside this script
 from cptrules.v1 import code_rules_service_pb2 as svc, code_rules_service_pb2_grpc
 
 FIRST, LAST = dt.date(2015, 1, 1), dt.date(2027, 12, 31)
-
-
-def rss_mib(pid: int) -> tuple[float, float]:
-    """Resident memory (RSS) and proportional set size (PSS: pages shared copy-on-write with the
-    workers of --processes counted once) of a process and its children, in MiB."""
-    pids = [pid]
-    try:
-        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        pass
-    rss = pss = 0
-    for one in pids:
-        for line in Path(f"/proc/{one}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Rss:"):
-                rss += int(line.split()[1])
-            elif line.startswith("Pss:"):
-                pss += int(line.split()[1])
-    return rss / 1024, pss / 1024
 
 
 def start_server(cache: Path, processes: int) -> tuple[subprocess.Popen, int]:
@@ -133,7 +116,7 @@ def main() -> None:
         try:
             load = Load(port, codes, args.clients, args.seed)
             threads = [threading.Thread(target=load.run, args=(i,), daemon=True) for i in range(args.clients)]
-            start_rss, start_pss = rss_mib(child.pid)
+            start_rss, start_pss = memory_mib(child.pid)
             print(f"server at start: RSS {start_rss:.0f} MiB, PSS {start_pss:.0f} MiB; {len(codes)} codes, {args.clients} clients, "
                   f"{args.processes} process(es), dates {FIRST}..{LAST}")
             for thread in threads:
@@ -143,7 +126,7 @@ def main() -> None:
             while time.monotonic() < end:
                 time.sleep(min(args.interval, max(0.0, end - time.monotonic())))
                 latencies, errors = load.take()
-                rss, pss = rss_mib(child.pid)
+                rss, pss = memory_mib(child.pid)
                 ordered = sorted(latencies) or [0.0]
                 rows.append((len(latencies) / args.interval, ordered[len(ordered) // 2] * 1e3,
                              ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3, rss, pss))

@@ -26,23 +26,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-
-def _rss_mib(pid: int) -> tuple[float, float]:
-    """Resident memory (RSS) and proportional set size (PSS: pages shared copy-on-write with the
-    workers of --processes counted once) of a process and its children, in MiB."""
-    pids = [pid]
-    try:
-        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        pass
-    rss = pss = 0
-    for one in pids:
-        for line in Path(f"/proc/{one}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Rss:"):
-                rss += int(line.split()[1])
-            elif line.startswith("Pss:"):
-                pss += int(line.split()[1])
-    return rss / 1024, pss / 1024
+from _proc import memory_mib  # benchmarks/_proc.py, beside this script
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -79,7 +63,7 @@ def start_once(cache: Path, data_dir: Path | None, processes: int) -> tuple[floa
                     break
                 time.sleep(0.005)
         serving = time.perf_counter() - began
-        return (serving, _cpu_seconds(child.pid), *_rss_mib(child.pid))
+        return (serving, _cpu_seconds(child.pid), *memory_mib(child.pid))
     finally:
         child.send_signal(signal.SIGTERM)
         child.wait(timeout=60)
