@@ -6,6 +6,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -13,7 +14,6 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from . import limits
-from cachetools import LRUCache
 
 from .answers.templates import render
 from .cancellation import raise_if_abandoned
@@ -96,6 +96,15 @@ class AnswerResult:
     candidates: tuple[Match, ...] = ()  # a find-code answer's codes, best first
 
 
+DERIVED_BYTES = 96 << 20  # transports' derived responses kept per snapshot
+
+
+def _size_of(value: Any) -> int:
+    """Bytes a derived value holds, roughly: its `nbytes` when it says, else its length."""
+    size = getattr(value, "nbytes", None)
+    return (size if size is not None else len(value)) + 200  # the entry's own keeping
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """A ruleset and the data it was checked against; replaced whole, never edited."""
@@ -117,17 +126,22 @@ class Snapshot:
     timeline: Timeline | None = field(default=None, compare=False, repr=False)
     # Reports are large (every fact and firing): the server keeps the bytes derived from them
     # (see `derived`), so only recently used reports stay.
-    reports: ReportCache = field(default_factory=lambda: ReportCache(10_000), compare=False, repr=False)
+    reports: ReportCache = field(default_factory=lambda: ReportCache(2_000), compare=False, repr=False)
     categories: ReportCache = field(default_factory=lambda: ReportCache(100_000), compare=False, repr=False)
     answers: ReportCache = field(default_factory=lambda: ReportCache(10_000), compare=False, repr=False)
     # What the transports derive from a report (serialised responses), by (name, date class):
-    # bounded like the reports, and replaced with the snapshot, so a reload never serves stale bytes.
-    derived: ReportCache = field(default_factory=lambda: ReportCache(20_000), compare=False, repr=False)
+    # bounded by their size (a code's response is a few KB, a FAQ set tens of KB), and replaced
+    # with the snapshot, so a reload never serves stale bytes.
+    derived: ReportCache = field(default_factory=lambda: ReportCache(DERIVED_BYTES, _size_of),
+                                 compare=False, repr=False)
     # Responses by the request that asked them and the day it was asked on, one cache per
     # method (transports only): see `requests`.
     _requests: dict[str, ReportCache] = field(default_factory=dict, init=False, compare=False, repr=False)
     _requests_lock: threading.Lock = field(default_factory=threading.Lock, init=False,
                                            compare=False, repr=False)
+    # Codes already resolved as written, in canonical form: a request naming one skips the
+    # normalising, the category table and the source lookups. At most one entry per known code.
+    resolved: set[str] = field(default_factory=set, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.timeline is None:
@@ -229,32 +243,48 @@ class CodePage:
 class ReportCache:
     """Results by key (code reports by date class, categories by code), least recently used
     first out, so no stream of distinct requests grows memory; safe across threads. Bounded by
-    entries, or by `getsizeof` of the values when given."""
+    entries, or by `getsizeof` of the values when given.
+
+    Every request passes through several of these, so a hit is an OrderedDict lookup and a
+    move (both in C) under one lock, not a pure-Python cache's bookkeeping."""
 
     def __init__(self, size: int = 50_000, getsizeof: Callable[[Any], int] | None = None) -> None:
-        self._cache: LRUCache[Any, Any] = LRUCache(maxsize=size, getsizeof=getsizeof)
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._limit = size
+        self._sizeof = getsizeof
+        self._used = 0
         self._lock = threading.Lock()
         self.hits = 0    # read by the metrics endpoint (hit ratio)
         self.misses = 0
 
     def get(self, key: Any) -> Any:
         with self._lock:
-            value = self._cache.get(key)
+            value = self._items.get(key)
             if value is None:
                 self.misses += 1
             else:
                 self.hits += 1
+                self._items.move_to_end(key)
             return value
 
     def put(self, key: Any, value: Any) -> None:
+        sizeof = self._sizeof
+        cost = sizeof(value) if sizeof else 1
+        if cost > self._limit:  # larger than the whole cache: not kept
+            return
         with self._lock:
-            try:
-                self._cache[key] = value
-            except ValueError:  # larger than the whole cache: not kept
-                pass
+            items = self._items
+            old = items.pop(key, None)
+            if old is not None:
+                self._used -= sizeof(old) if sizeof else 1
+            items[key] = value
+            self._used += cost
+            while self._used > self._limit:
+                _, dropped = items.popitem(last=False)
+                self._used -= sizeof(dropped) if sizeof else 1
 
     def __len__(self) -> int:
-        return len(self._cache)
+        return len(self._items)
 
 
 def ruleset_problems(ruleset: Ruleset, data: CodeData, codes: list[str], today: dt.date,
@@ -369,6 +399,8 @@ class Engine:
         return (snapshot or self._snapshot).category_of(code)
 
     def _resolve(self, text: str, snap: Snapshot, field_name: str = "code") -> str:
+        if text in snap.resolved:
+            return text
         try:
             code = normalise_code(text)
         except MalformedCodeError:
@@ -378,6 +410,8 @@ class Engine:
             raise MalformedCodeError(code, field_name)
         if not snap.data.knows(code):
             raise CodeNotFoundError(code, label, snap.data.source_names())
+        if code == text:
+            snap.resolved.add(code)
         return code
 
     def resolve_listed(self, texts: Sequence[str], snap: Snapshot) -> list[str]:

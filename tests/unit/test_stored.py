@@ -89,3 +89,55 @@ def test_a_method_outside_the_bytes_table_is_served_on_messages_of_its_kind():
     handlers = CodeRulesServicer(engine=None).method_handlers()
     assert handlers["ListLocalities"].request_deserializer is not None
     assert handlers["GetCode"].request_deserializer is None and handlers["GetCode"].response_serializer is None
+
+
+def test_caches_drop_the_least_recently_used_within_their_byte_bound():
+    """A cache sized in bytes keeps what fits, drops the least recently used first, refuses a
+    value larger than itself, and counts a replaced value once."""
+    from cptrules.engine import ReportCache
+
+    cache = ReportCache(1000, len)
+    for key in "abcd":
+        cache.put(key, b"x" * 300)
+    assert [cache.get(k) is not None for k in "abcd"] == [False, True, True, True]
+    cache.get("b")                       # b is now the most recently used
+    cache.put("e", b"y" * 300)
+    assert cache.get("c") is None and cache.get("b") is not None
+    cache.put("b", b"z" * 100)           # replacing frees the old value's bytes
+    cache.put("f", b"w" * 200)
+    assert all(cache.get(k) is not None for k in "bdef")
+    cache.put("huge", b"h" * 1001)
+    assert cache.get("huge") is None and len(cache) == 4
+
+
+def test_stored_entries_say_what_they_keep():
+    """The derived cache is bounded by bytes: a templated entry counts its pieces, a per-day
+    entry the most days it can hold."""
+    templated = Stored(lambda day: _message(day, "a", "b", "2020-01-01"))
+    assert templated.templated and 0 < templated.nbytes < 400
+    per_day = Stored(lambda day: day.encode() * 3 if day[0] == "1" else day.encode())
+    assert not per_day.templated
+    assert per_day.nbytes == Stored.DAYS_KEPT * len(b"1111-11-11" * 3)
+
+
+def test_a_code_resolved_as_written_is_remembered_per_snapshot(engine):
+    """The shortcut for codes already resolved as written never lets other text through, and
+    belongs to its snapshot: a reload onto data without the code does not know it."""
+    import pytest
+
+    from cptrules.engine import Engine
+    from cptrules.errors import CodeNotFoundError, MalformedCodeError
+
+    local = Engine(engine.snapshot.__class__(**{f: getattr(engine.snapshot, f) for f in (
+        "ruleset", "data", "rules_dir", "data_dirs", "codes", "search_rules")}), engine.clock)
+    assert local.get_code("0556T").code == "0556T"
+    assert "0556T" in local.snapshot.resolved
+    assert local.get_code(" cpt 0556t ").code == "0556T"
+    assert " cpt 0556t " not in local.snapshot.resolved  # only canonical text is remembered
+    with pytest.raises(MalformedCodeError):
+        local.get_code("0556TT")
+    with pytest.raises(CodeNotFoundError):
+        local.get_code("0999T")
+    fresh = engine.snapshot.__class__(**{f: getattr(engine.snapshot, f) for f in (
+        "ruleset", "data", "rules_dir", "data_dirs", "codes", "search_rules")})
+    assert fresh.resolved == set()  # a reloaded snapshot starts without the shortcut

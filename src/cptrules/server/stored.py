@@ -44,6 +44,10 @@ class DatedBytes:
     pieces: tuple[bytes, ...]   # one more than slots
     slots: tuple[int, ...]      # 0: ISO text, 1: google.type.Date encoding
 
+    @property
+    def nbytes(self) -> int:
+        return sum(map(len, self.pieces))
+
     def on(self, day: str) -> bytes:
         if not self.slots:
             return self.pieces[0]
@@ -80,7 +84,7 @@ def dated_bytes(serialise: Callable[[str], bytes]) -> DatedBytes | None:
 class Stored:
     """One response kept for every day of a class: a template, or the bytes per day."""
 
-    __slots__ = ("_template", "_serialise", "_days", "_lock")
+    __slots__ = ("_template", "_serialise", "_days", "_lock", "_nbytes")
 
     DAYS_KEPT = 64  # without a template: the bytes of this many days, least recently used out
 
@@ -89,10 +93,18 @@ class Stored:
         self._serialise = None if self._template is not None else serialise
         self._days: LRUCache[str, bytes] = LRUCache(self.DAYS_KEPT)
         self._lock = threading.Lock()
+        self._nbytes = (self._template.nbytes if self._template is not None
+                        else self.DAYS_KEPT * len(serialise(_SENTINELS[0])))
 
     @property
     def templated(self) -> bool:
         return self._template is not None
+
+    @property
+    def nbytes(self) -> int:
+        """The most bytes this entry keeps: its template's, or DAYS_KEPT days' (the days are
+        kept later than a cache sizes the entry, so it is sized for all of them at once)."""
+        return self._nbytes
 
     def on(self, day: str) -> bytes:
         if self._template is not None:
