@@ -44,10 +44,13 @@ def _clock(args: argparse.Namespace) -> Any:
 
 
 def _engine(args: argparse.Namespace, check_data: bool = True) -> Any:
+    from .caches import CacheBudget
     from .engine import Engine
 
     dirs = _data_dirs(args)
-    return Engine.load(args.rules, dirs, check_data=check_data, clock=_clock(args))
+    megabytes = getattr(args, "cache_mb", None)
+    return Engine.load(args.rules, dirs, check_data=check_data, clock=_clock(args),
+                       budget=CacheBudget(megabytes) if megabytes else None)
 
 
 def _serve_features(args: argparse.Namespace) -> Any:
@@ -486,8 +489,19 @@ def _positive(kind: type) -> Any:
     return parse
 
 
+def _at_least(low: int) -> Any:
+    def parse(text: str) -> int:
+        value = _positive(int)(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text} is less than {low}")
+        return value
+
+    return parse
+
+
 def _serve_limits(p: argparse.ArgumentParser) -> None:
     """The server's limits (see ServerOptions); times in seconds."""
+    from .caches import CacheBudget
     from .server.app import ServerOptions
 
     d = ServerOptions()
@@ -499,6 +513,9 @@ def _serve_limits(p: argparse.ArgumentParser) -> None:
                    help="open health-watch and reflection streams (default %(default)s)")
     g.add_argument("--max-exports", type=count, default=d.max_exports,
                    help="open ExportFaqs streams, counted apart from the others (default %(default)s)")
+    g.add_argument("--cache-mb", type=_at_least(16), default=CacheBudget().megabytes,
+                   help="memory for remembered responses, in MB; the loaded data and the other "
+                        "caches take about 300 MB besides (default %(default)s)")
     g.add_argument("--max-connections", type=count, default=None,
                    help="open connections (default: the descriptor limit less a reserve, at most 1000)")
     g.add_argument("--max-streams-per-connection", type=count, default=d.max_streams_per_connection,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, TypeVar
 from . import limits
 
 from .answers.templates import render
+from .caches import CacheBudget, ReportCache, size_of
 from .cancellation import raise_if_abandoned
 from .codes import normalise_code
 from .data.locality import LocalityInfo, Place, display_name
@@ -96,15 +96,6 @@ class AnswerResult:
     candidates: tuple[Match, ...] = ()  # a find-code answer's codes, best first
 
 
-DERIVED_BYTES = 96 << 20  # transports' derived responses kept per snapshot
-
-
-def _size_of(value: Any) -> int:
-    """Bytes a derived value holds, roughly: its `nbytes` when it says, else its length."""
-    size = getattr(value, "nbytes", None)
-    return (size if size is not None else len(value)) + 200  # the entry's own keeping
-
-
 @dataclass(frozen=True)
 class Snapshot:
     """A ruleset and the data it was checked against; replaced whole, never edited."""
@@ -128,12 +119,12 @@ class Snapshot:
     # (see `derived`), so only recently used reports stay.
     reports: ReportCache = field(default_factory=lambda: ReportCache(2_000), compare=False, repr=False)
     categories: ReportCache = field(default_factory=lambda: ReportCache(100_000), compare=False, repr=False)
-    answers: ReportCache = field(default_factory=lambda: ReportCache(10_000), compare=False, repr=False)
+    answers: ReportCache = field(default_factory=lambda: ReportCache(2_000), compare=False, repr=False)
     # What the transports derive from a report (serialised responses), by (name, date class):
     # bounded by their size (a code's response is a few KB, a FAQ set tens of KB), and replaced
     # with the snapshot, so a reload never serves stale bytes.
-    derived: ReportCache = field(default_factory=lambda: ReportCache(DERIVED_BYTES, _size_of),
-                                 compare=False, repr=False)
+    budget: CacheBudget = field(default_factory=CacheBudget, compare=False, repr=False)
+    derived: ReportCache = field(init=False, compare=False, repr=False)
     # Responses by the request that asked them and the day it was asked on, one cache per
     # method (transports only): see `requests`.
     _requests: dict[str, ReportCache] = field(default_factory=dict, init=False, compare=False, repr=False)
@@ -144,6 +135,7 @@ class Snapshot:
     resolved: set[str] = field(default_factory=set, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "derived", ReportCache(self.budget.derived_bytes, size_of))
         if self.timeline is None:
             object.__setattr__(self, "timeline", Timeline(self.ruleset, self.data))
 
@@ -158,8 +150,6 @@ class Snapshot:
                 self._by_category.update((k, tuple(v)) for k, v in groups.items())
         return MappingProxyType(self._by_category)
 
-    REQUEST_BYTES_PER_METHOD = 32 << 20
-
     def requests(self, method: str) -> ReportCache:
         """A method's responses by request, bounded in bytes (values are (bytes, request
         size) pairs), so neither a flood of one method's requests evicts another's nor a few
@@ -168,8 +158,16 @@ class Snapshot:
         if known is None:
             with self._requests_lock:  # not the index lock: a first listing may hold that for seconds
                 known = self._requests.setdefault(method, ReportCache(
-                    self.REQUEST_BYTES_PER_METHOD, lambda value: len(value[0]) + value[1] + 100))
+                    self.budget.request_bytes_per_method, lambda value: len(value[0]) + value[1] + 100))
         return known
+
+    def caches(self) -> dict[str, ReportCache]:
+        """Every cache of the snapshot by name, for metrics."""
+        named = {"reports": self.reports, "categories": self.categories, "answers": self.answers,
+                 "derived": self.derived}
+        with self._requests_lock:
+            named.update((f"requests:{method}", cache) for method, cache in self._requests.items())
+        return named
 
     def codes_in(self, category: str) -> tuple[str, ...]:
         """The snapshot's codes of one category, in code order."""
@@ -240,53 +238,6 @@ class CodePage:
     revision: str
 
 
-class ReportCache:
-    """Results by key (code reports by date class, categories by code), least recently used
-    first out, so no stream of distinct requests grows memory; safe across threads. Bounded by
-    entries, or by `getsizeof` of the values when given.
-
-    Every request passes through several of these, so a hit is an OrderedDict lookup and a
-    move (both in C) under one lock, not a pure-Python cache's bookkeeping."""
-
-    def __init__(self, size: int = 50_000, getsizeof: Callable[[Any], int] | None = None) -> None:
-        self._items: OrderedDict[Any, Any] = OrderedDict()
-        self._limit = size
-        self._sizeof = getsizeof
-        self._used = 0
-        self._lock = threading.Lock()
-        self.hits = 0    # read by the metrics endpoint (hit ratio)
-        self.misses = 0
-
-    def get(self, key: Any) -> Any:
-        with self._lock:
-            value = self._items.get(key)
-            if value is None:
-                self.misses += 1
-            else:
-                self.hits += 1
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: Any, value: Any) -> None:
-        sizeof = self._sizeof
-        cost = sizeof(value) if sizeof else 1
-        if cost > self._limit:  # larger than the whole cache: not kept
-            return
-        with self._lock:
-            items = self._items
-            old = items.pop(key, None)
-            if old is not None:
-                self._used -= sizeof(old) if sizeof else 1
-            items[key] = value
-            self._used += cost
-            while self._used > self._limit:
-                _, dropped = items.popitem(last=False)
-                self._used -= sizeof(dropped) if sizeof else 1
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
 def ruleset_problems(ruleset: Ruleset, data: CodeData, codes: list[str], today: dt.date,
                      check_data: bool = True) -> tuple[TestReport, list[RuleProblem]]:
     """Everything that keeps a compiled ruleset from serving: failing rule and phrasing tests,
@@ -315,7 +266,7 @@ def check_dates(data: CodeData, today: dt.date) -> list[dt.date]:
 
 
 def build_snapshot(rules_dir: Path, data_dirs: list[Path], check_data: bool = True,
-                   today: dt.date | None = None) -> Snapshot:
+                   today: dt.date | None = None, budget: CacheBudget | None = None) -> Snapshot:
     """Compile rules, load data, and refuse the pair on any problem ruleset_problems finds.
 
     A pair that passed the full check is persisted, compiled and with its codes classified,
@@ -345,7 +296,8 @@ def build_snapshot(rules_dir: Path, data_dirs: list[Path], check_data: bool = Tr
             raise RuleFileErrors(problems)
         if check_data:
             checked.record_pass(check_key)
-    snapshot = Snapshot(ruleset, data, rules_dir, tuple(data_dirs), tuple(codes), search_rules)
+    snapshot = Snapshot(ruleset, data, rules_dir, tuple(data_dirs), tuple(codes), search_rules,
+                        budget=budget or CacheBudget())
     if stored is not None:
         snapshot._by_category.update(stored.by_category)
     elif check_data:  # a snapshot about to serve: classify every code now, not on the first listing
@@ -367,11 +319,12 @@ class Engine:
 
     @classmethod
     def load(cls, rules_dir: Path | None = None, data_dirs: list[Path] | None = None,
-             check_data: bool = True, clock: Callable[[], dt.date] = utc_today) -> Engine:
+             check_data: bool = True, clock: Callable[[], dt.date] = utc_today,
+             budget: CacheBudget | None = None) -> Engine:
         """An engine on the given rules and data; the embedded defaults when not given."""
         rules = rules_dir or default_rules_dir()
         dirs = [default_data_dir(), *(data_dirs or [])]
-        return cls(build_snapshot(rules, dirs, check_data, clock()), clock)
+        return cls(build_snapshot(rules, dirs, check_data, clock(), budget), clock)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -387,7 +340,7 @@ class Engine:
             current = self._snapshot
             snapshot = build_snapshot(rules_dir or current.rules_dir,
                                       list(data_dirs) if data_dirs is not None else list(current.data_dirs),
-                                      True, self.clock())
+                                      True, self.clock(), current.budget)
             self._snapshot = snapshot
             return snapshot
 

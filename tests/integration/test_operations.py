@@ -202,6 +202,16 @@ def test_metrics_report_build_ruleset_sources_caches_and_reloads(engine):
     engine.get_code("99213")
     assert value("cptrules_cache_hits_total", {"cache": "reports"}) > before
     assert 0 < value("cptrules_cache_hit_ratio", {"cache": "reports"}) <= 1
+    # The caches sized in bytes say what they hold, against the budget the operator chose.
+    from cptrules.server.servicer import CodeRulesServicer
+    from cptrules.v1 import code_rules_service_pb2 as svc
+
+    CodeRulesServicer(engine).method_handlers()["GetCode"].unary_unary(
+        svc.GetCodeRequest(code="0556T").SerializeToString(), None)
+    assert value("cptrules_cache_budget_bytes") == engine.snapshot.budget.megabytes << 20
+    assert value("cptrules_cache_bytes", {"cache": "derived"}) > 0
+    assert value("cptrules_cache_bytes", {"cache": "requests:GetCode"}) > 0
+    assert value("cptrules_cache_bytes", {"cache": "reports"}) is None  # bounded by entries
 
     class Refusing(Engine):
         def reload(self, *args, **kwargs):

@@ -94,7 +94,7 @@ def test_a_method_outside_the_bytes_table_is_served_on_messages_of_its_kind():
 def test_caches_drop_the_least_recently_used_within_their_byte_bound():
     """A cache sized in bytes keeps what fits, drops the least recently used first, refuses a
     value larger than itself, and counts a replaced value once."""
-    from cptrules.engine import ReportCache
+    from cptrules.caches import ReportCache
 
     cache = ReportCache(1000, len)
     for key in "abcd":
@@ -141,3 +141,22 @@ def test_a_code_resolved_as_written_is_remembered_per_snapshot(engine):
     fresh = engine.snapshot.__class__(**{f: getattr(engine.snapshot, f) for f in (
         "ruleset", "data", "rules_dir", "data_dirs", "codes", "search_rules")})
     assert fresh.resolved == set()  # a reloaded snapshot starts without the shortcut
+
+
+def test_the_cache_budget_sizes_the_response_caches_and_survives_a_reload(rules_dir):
+    """`serve --cache-mb` bounds what remembered responses hold, for every snapshot the server
+    builds, reloads included."""
+    import pytest
+
+    from cptrules.caches import CacheBudget
+    from cptrules.engine import Engine
+
+    with pytest.raises(ValueError):
+        CacheBudget(8)
+    engine = Engine.load(rules_dir, check_data=False, budget=CacheBudget(32))
+    first = engine.snapshot
+    assert first.derived._limit == 16 << 20
+    assert first.requests("GetCode")._limit == (16 << 20) // CacheBudget.METHOD_SHARES
+    reloaded = engine.reload()
+    assert reloaded is not first and reloaded.budget == CacheBudget(32)
+    assert reloaded.derived._limit == 16 << 20

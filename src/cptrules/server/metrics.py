@@ -84,16 +84,20 @@ class EngineCollector:
                                      labels=["cache"])
         ratio = GaugeMetricFamily("cptrules_cache_hit_ratio", "Hits / lookups since the snapshot loaded",
                                   labels=["cache"])
-        for name in ("reports", "categories", "answers"):
-            cache = getattr(snap, name, None)
-            if cache is None:
-                continue
-            hit, miss = getattr(cache, "hits", 0), getattr(cache, "misses", 0)
+        held = GaugeMetricFamily("cptrules_cache_bytes", "Bytes held by a cache sized in bytes",
+                                 labels=["cache"])
+        budget = GaugeMetricFamily("cptrules_cache_budget_bytes",
+                                   "The memory remembered responses may take (serve --cache-mb)")
+        budget.add_metric([], snap.budget.megabytes << 20)
+        for name, cache in snap.caches().items():
+            hit, miss = cache.hits, cache.misses
             entries.add_metric([name], len(cache))
             hits.add_metric([name], hit)
             misses.add_metric([name], miss)
             ratio.add_metric([name], hit / (hit + miss) if hit + miss else 0.0)
-        yield from (entries, hits, misses, ratio)
+            if cache.nbytes is not None:
+                held.add_metric([name], cache.nbytes)
+        yield from (entries, hits, misses, ratio, held, budget)
 
 
 class ServiceMetrics:

@@ -91,8 +91,9 @@ class Stored:
     def __init__(self, serialise: Callable[[str], bytes]) -> None:
         self._template = dated_bytes(serialise)
         self._serialise = None if self._template is not None else serialise
-        self._days: LRUCache[str, bytes] = LRUCache(self.DAYS_KEPT)
-        self._lock = threading.Lock()
+        # Only an entry without a template keeps days (few do): the others carry no cache or lock.
+        self._days: LRUCache[str, bytes] | None = None if self._template is not None else LRUCache(self.DAYS_KEPT)
+        self._lock = None if self._template is not None else threading.Lock()
         self._nbytes = (self._template.nbytes if self._template is not None
                         else self.DAYS_KEPT * len(serialise(_SENTINELS[0])))
 
@@ -109,7 +110,7 @@ class Stored:
     def on(self, day: str) -> bytes:
         if self._template is not None:
             return self._template.on(day)
-        assert self._serialise is not None
+        assert self._serialise is not None and self._days is not None and self._lock is not None
         with self._lock:
             known = self._days.get(day)
         if known is None:
