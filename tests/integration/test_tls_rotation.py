@@ -77,25 +77,28 @@ def test_a_rotated_certificate_is_served_to_new_connections(engine, tls_files, t
 
 
 def test_a_broken_rotation_keeps_the_pair_served_and_is_logged_once(engine, tls_files, test_ca, caplog):
-    """A key that is not the certificate's, then a key file gone: the old pair keeps serving,
-    each problem is one event naming it; a good pair afterwards is taken."""
+    """A key that is not the certificate's (two such rotations), then a key file gone: the old
+    pair keeps serving, each broken rotation is one event naming its problem, however many
+    connections see it; a good pair afterwards is taken."""
     cert, key, _ = tls_files
     first = test_ca.issue("localhost")
     first.write(cert, key)
     built = _serve(engine, Transport(cert, key))
     caplog.set_level(logging.INFO, logger="cptrules.server.tls")
     try:
-        cert.write_bytes(test_ca.issue("localhost").cert)  # the new certificate, the old key
-        for _ in range(3):
-            assert served_certificate(built.port).serial_number == first.serial
+        for _ in range(2):  # twice a new certificate with the old key: each refused once
+            cert.write_bytes(test_ca.issue("localhost").cert)
+            for _ in range(3):
+                assert served_certificate(built.port).serial_number == first.serial
         assert _answers(built.port, test_ca.pem)
         key.unlink()
         for _ in range(2):
             assert served_certificate(built.port).serial_number == first.serial
         refused = [r for r in caplog.records if r.getMessage() == REFUSED]
-        assert [r.levelno for r in refused] == [logging.ERROR] * 2
-        assert "is not the private key of" in refused[0].problem and str(cert) in refused[0].problem
-        assert "cannot read the TLS private key" in refused[1].problem and str(key) in refused[1].problem
+        assert [r.levelno for r in refused] == [logging.ERROR] * 3
+        for mismatch in refused[:2]:
+            assert "is not the private key of" in mismatch.problem and str(cert) in mismatch.problem
+        assert "cannot read the TLS private key" in refused[2].problem and str(key) in refused[2].problem
 
         third = test_ca.issue("localhost")
         third.write(cert, key)

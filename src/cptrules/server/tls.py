@@ -104,29 +104,30 @@ class _Files:
 
 
 def _read_files(transport: Transport) -> _Files:
-    """Every TLS file, checked: PEM, and a key that belongs to the certificate. The files are
-    read again after the check, so a pair replaced while it was checked is not taken unchecked."""
+    """Every TLS file, each checked to be PEM."""
     assert transport.cert is not None and transport.key is not None
+    return _Files(_read(transport.key, "TLS private key"), _read(transport.cert, "TLS certificate"),
+                  _read(transport.client_ca, "client CA certificate") if transport.client_ca else None)
 
-    def read() -> _Files:
-        return _Files(_read(transport.key, "TLS private key"), _read(transport.cert, "TLS certificate"),
-                      _read(transport.client_ca, "client CA certificate") if transport.client_ca else None)
 
-    before = read()
+def _check_files(transport: Transport, files: _Files) -> None:
+    """The key belongs to the certificate; the files are read again after the check, so a pair
+    replaced while it was checked is not taken unchecked."""
     check_key_pair(transport)
-    if read() != before:
+    if _read_files(transport) != files:
         raise ServerConfigError(f"{transport.cert} or {transport.key} changed while being read")
-    return before
 
 
 class CertificateReloader:
     """The TLS files served, read again at every new connection's handshake (a few small reads);
-    a changed set is taken only once it checks out."""
+    a changed set is checked, and taken only once it checks out."""
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
         self._served = _read_files(transport)  # at start a problem stops the server
-        self._problem: str | None = None       # the problem last logged, so it is logged once
+        _check_files(transport, self._served)
+        self._refused: _Files | None = None    # the set last refused, not checked (or logged) again
+        self._problem: str | None = None       # the last problem, so an unreadable file is logged once
         self._lock = threading.Lock()
 
     def fetch(self) -> grpc.ServerCertificateConfiguration | None:
@@ -139,17 +140,18 @@ class CertificateReloader:
             return None
 
     def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        files = None
         try:
             files = _read_files(self.transport)
+            if files == self._served or files == self._refused:
+                return None
+            _check_files(self.transport, files)
         except ServerConfigError as error:
-            if error.message != self._problem:
-                self._problem = error.message
+            if files is not None or error.message != self._problem:  # a new set, or a new read problem
                 log.error("TLS certificate refused, keeping the one served", extra={"problem": error.message})
+            self._refused, self._problem = files, error.message
             return None
-        self._problem = None
-        if files == self._served:
-            return None
-        self._served = files
+        self._served, self._refused, self._problem = files, None, None
         log.info("TLS certificate reloaded", extra={"cert": str(self.transport.cert), "key": str(self.transport.key),
                                                     "client_ca": str(self.transport.client_ca or "")})
         return files.configuration()
