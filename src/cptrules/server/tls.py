@@ -100,7 +100,8 @@ class _Files:
     client_ca: bytes | None
 
     def configuration(self) -> grpc.ServerCertificateConfiguration:
-        return grpc.ssl_server_certificate_configuration([(self.key, self.cert)], root_certificates=self.client_ca)
+        return grpc.ssl_server_certificate_configuration([(self.key, self.cert)],
+                                                         root_certificates=self.client_ca)
 
 
 def _read_files(transport: Transport) -> _Files:
@@ -152,8 +153,9 @@ class CertificateReloader:
             self._refused, self._problem = files, error.message
             return None
         self._served, self._refused, self._problem = files, None, None
-        log.info("TLS certificate reloaded", extra={"cert": str(self.transport.cert), "key": str(self.transport.key),
-                                                    "client_ca": str(self.transport.client_ca or "")})
+        log.info("TLS certificate reloaded",
+                 extra={"cert": str(self.transport.cert), "key": str(self.transport.key),
+                        "client_ca": str(self.transport.client_ca or "")})
         return files.configuration()
 
     def credentials(self) -> grpc.ServerCredentials:
