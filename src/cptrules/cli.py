@@ -137,6 +137,7 @@ def _server_options(args: argparse.Namespace) -> Any:
 
     return ServerOptions(
         workers=args.workers, max_streams=args.max_streams, max_exports=args.max_exports,
+        max_exports_per_peer=args.max_exports_per_peer, export_stall_timeout=args.export_stall_timeout,
         max_connections=args.max_connections or 0,
         max_streams_per_connection=args.max_streams_per_connection,
         max_connection_idle=args.max_connection_idle, max_connection_age=args.max_connection_age,
@@ -516,6 +517,12 @@ def _serve_limits(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-mb", type=_at_least(16), default=CacheBudget().megabytes,
                    help="memory for remembered responses, in MB; the loaded data and the other "
                         "caches take about 300 MB besides (default %(default)s)")
+    g.add_argument("--max-exports-per-peer", type=count, default=d.max_exports_per_peer,
+                   help="open ExportFaqs streams of one client: its token with --auth-token-file, "
+                        "else its address (default %(default)s)")
+    g.add_argument("--export-stall-timeout", type=seconds, default=d.export_stall_timeout,
+                   help="end with ABORTED an export whose reader takes nothing this long, freeing its "
+                        "place (default %(default)s)")
     g.add_argument("--max-connections", type=count, default=None,
                    help="open connections (default: the descriptor limit less a reserve, at most 1000)")
     g.add_argument("--max-streams-per-connection", type=count, default=d.max_streams_per_connection,

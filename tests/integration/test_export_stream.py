@@ -157,3 +157,108 @@ def test_stalled_exports_hold_only_export_places_never_health_watches(engine):
                 stream.cancel()
     finally:
         built.grpc_server.stop(None)
+
+
+# -- a fair share of export places: per peer, and stalled readers ended -------------------------
+
+HANG = 30  # seconds: only to tell "happens" from "never happens"
+
+
+def _export_server(engine, options, features=None):
+    from cptrules.server.app import build_server
+
+    built = build_server(engine, "127.0.0.1:0", options, features=features)
+    built.grpc_server.start()
+    return built
+
+
+def _opened(stub, metadata=None):
+    """An export that has started (one set read) and whose reader then stops reading."""
+    stream = stub.ExportFaqs(pb.ExportFaqsRequest(), metadata=metadata)
+    next(stream)
+    return stream
+
+
+def _refusal(stub, metadata=None) -> error_details_pb2.ErrorInfo:
+    with pytest.raises(grpc.RpcError) as refused:
+        next(stub.ExportFaqs(pb.ExportFaqsRequest(codes=["0556T"]), metadata=metadata, timeout=HANG))
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    details = rpc_status.from_call(refused.value).details
+    assert any(d.Is(error_details_pb2.RetryInfo.DESCRIPTOR) for d in details)
+    return error_info(refused.value)
+
+
+def test_one_address_holds_at_most_its_share_of_export_places(engine):
+    """Without tokens a peer is its address: two connections from 127.0.0.1 are one peer."""
+    from cptrules.server.app import ServerOptions
+
+    built = _export_server(engine, ServerOptions(max_exports=3, max_exports_per_peer=2))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{built.port}") as one, \
+                grpc.insecure_channel(f"127.0.0.1:{built.port}",
+                                      options=[("grpc.use_local_subchannel_pool", 1)]) as two:
+            stubs = [code_rules_service_pb2_grpc.CodeRulesServiceStub(c) for c in (one, two)]
+            held = [_opened(stubs[0]), _opened(stubs[1])]
+            info = _refusal(stubs[1])
+            assert (info.reason, info.metadata["limit"], info.metadata["kind"]) == ("OVERLOADED_PEER", "2", "export")
+            held.pop().cancel()
+            assert len(list(stubs[1].ExportFaqs(pb.ExportFaqsRequest(codes=["0556T"]), timeout=HANG))) == 1
+            for stream in held:
+                stream.cancel()
+    finally:
+        built.grpc_server.stop(None)
+
+
+def test_with_tokens_each_token_is_a_peer_and_the_server_limit_still_holds(engine, tmp_path):
+    from cptrules.server.app import Features, ServerOptions
+    from cptrules.server.auth import TokenSet, token_hash
+
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{token_hash('client-a')}\n{token_hash('client-b')}\n")
+    built = _export_server(engine, ServerOptions(max_exports=3, max_exports_per_peer=2),
+                           Features(tokens=TokenSet(tokens)))
+    a, b = [("authorization", "Bearer client-a")], [("authorization", "Bearer client-b")]
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{built.port}") as channel:
+            stub = code_rules_service_pb2_grpc.CodeRulesServiceStub(channel)
+            held = [_opened(stub, a), _opened(stub, a)]
+            assert _refusal(stub, a).reason == "OVERLOADED_PEER"
+            held.append(_opened(stub, b))  # the same address, another token: its own share
+            info = _refusal(stub, b)  # b has one of its two, but the server's three are taken
+            assert (info.reason, info.metadata["limit"]) == ("OVERLOADED", "3")
+            for stream in held:
+                stream.cancel()
+    finally:
+        built.grpc_server.stop(None)
+
+
+def test_a_reader_that_stops_reading_is_ended_with_aborted_and_frees_its_place(engine):
+    """A client opens an export and never reads it: the place is held, then, after the stall
+    timeout, given back; the stalled call ends ABORTED."""
+    from cptrules.server.app import ServerOptions
+
+    built = _export_server(engine, ServerOptions(max_exports=1, max_exports_per_peer=1, export_stall_timeout=2.0))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{built.port}") as channel, \
+                grpc.insecure_channel(f"127.0.0.1:{built.port}",
+                                      options=[("grpc.use_local_subchannel_pool", 1)]) as other:
+            stalled = _opened(code_rules_service_pb2_grpc.CodeRulesServiceStub(channel))
+            probe = code_rules_service_pb2_grpc.CodeRulesServiceStub(other)
+            assert _refusal(probe).reason in ("OVERLOADED", "OVERLOADED_PEER")  # the place is held
+            deadline = time.monotonic() + HANG
+            while True:
+                try:
+                    assert len(list(probe.ExportFaqs(pb.ExportFaqsRequest(codes=["0556T"]), timeout=HANG))) == 1
+                    break
+                except grpc.RpcError as error:
+                    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error
+                    assert time.monotonic() < deadline, "the stalled export never gave its place back"
+                    time.sleep(0.05)
+            with pytest.raises(grpc.RpcError) as ended:
+                for _ in stalled:
+                    pass
+            assert ended.value.code() == grpc.StatusCode.ABORTED
+            assert "resume_token" in ended.value.details()
+    finally:
+        built.grpc_server.stop(None)
+

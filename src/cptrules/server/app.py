@@ -49,6 +49,8 @@ class ServerOptions:
     workers: int = 8                    # unary calls computed at once; more get RESOURCE_EXHAUSTED
     max_streams: int = 8                # open streams (health Watch, reflection) at once
     max_exports: int = 4                # open ExportFaqs streams at once, apart from those
+    max_exports_per_peer: int = 2       # of those, held by one client (token, or address)
+    export_stall_timeout: float = 60.0  # an export whose reader takes nothing this long is ended
     max_connections: int = 0            # 0: default_max_connections()
     max_streams_per_connection: int = 32
     max_connection_idle: float = 300.0  # a connection with no call for this long is closed
@@ -185,7 +187,10 @@ def bind_server(address: str = "127.0.0.1:0", options: ServerOptions | None = No
     if features.tokens is not None:
         interceptors.append(AuthInterceptor(features.tokens, features.reflection_requires_auth))
     interceptors.append(AdmissionInterceptor(options.workers, options.max_streams,
-                                             max_exports=options.max_exports))
+                                             max_exports=options.max_exports,
+                                             max_exports_per_peer=options.max_exports_per_peer,
+                                             export_stall_timeout=options.export_stall_timeout,
+                                             peer_by_token=features.tokens is not None))
     if features.decisions is not None:
         interceptors.append(DecisionInterceptor(features.decisions, slot.today, slot.revision))
     interceptors.append(RequestParsingInterceptor())

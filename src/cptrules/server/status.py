@@ -73,15 +73,17 @@ def to_status(error: CptrulesError) -> grpc.Status:
     return rpc_status.to_status(status_pb2.Status(code=code, message=message, details=details))
 
 
-def overloaded(kind: str, limit: int, retry_after_ms: int = 100) -> grpc.Status:
-    """RESOURCE_EXHAUSTED for a call refused by admission control; the client may retry soon."""
-    info = error_details_pb2.ErrorInfo(reason="OVERLOADED", domain=DOMAIN,
+def overloaded(kind: str, limit: int, retry_after_ms: int = 100, per_peer: bool = False) -> grpc.Status:
+    """RESOURCE_EXHAUSTED for a call refused by admission control; the client may retry soon.
+    `per_peer`: the limit is the one each client has (ErrorInfo OVERLOADED_PEER)."""
+    info = error_details_pb2.ErrorInfo(reason="OVERLOADED_PEER" if per_peer else "OVERLOADED", domain=DOMAIN,
                                        metadata={"kind": kind, "limit": str(limit)})
     retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(
         seconds=retry_after_ms // 1000, nanos=retry_after_ms % 1000 * 1_000_000))
+    whose = "this client is at" if per_peer else "the server is at"
     return rpc_status.to_status(status_pb2.Status(
         code=code_pb2.RESOURCE_EXHAUSTED, details=[_pack(info), _pack(retry)],
-        message=f"the server is at its limit of {limit} concurrent {kind} calls; retry with backoff"))
+        message=f"{whose} its limit of {limit} concurrent {kind} calls; retry with backoff"))
 
 
 def malformed_request(method: str, size: int) -> grpc.Status:
