@@ -23,6 +23,16 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-01-15") from None
 
 
+def _base_url(text: str) -> str:
+    from .errors import InvalidInputError
+    from .export.base_url import site_base_url
+
+    try:
+        return site_base_url(text)
+    except InvalidInputError as error:
+        raise argparse.ArgumentTypeError(error.message) from None
+
+
 def _data_dir(args: argparse.Namespace) -> Any:
     """The one data directory: --data-dir, else CPTRULES_DATA_DIR, else the platform's."""
     from .data.location import resolve_data_dir
@@ -457,7 +467,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     tick, done = reporter(sys.stderr)
     try:
         result = export_site(engine, ExportOptions(args.dir, args.format, codes, args.category or "",
-                                                   args.date, args.since or "", args.base_url), tick)
+                                                   args.date, args.since or "", args.base_url or ""), tick)
     finally:
         done()
     print(f"{result.codes} codes, {result.files} files in {args.dir}: {len(result.written)} written, "
@@ -711,7 +721,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=_date, help="date of service of the answers (default: today)")
     p.add_argument("--since", help="name the changes since this fee-schedule release, e.g. RVU25D "
                                     "(default: since the previous export in DIR)")
-    p.add_argument("--base-url", default="/", help="where the site is published, for sitemap.xml")
+    p.add_argument("--base-url", type=_base_url,
+                   help="the absolute http(s) URL the site is published at; sitemap.xml is written only with it")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("ask", help="answer a free-text question")

@@ -34,6 +34,7 @@ from .ruleset.dateclass import DATE
 from .ruleset.model import Rule
 from .search import CATALOGUE_SOURCE, Match, SearchIndex, SearchRules, load_search_rules
 from .search.finding import open_distinctions, read_find_code
+from .search.query_text import search_query
 from .timeline import Timeline
 
 
@@ -529,18 +530,9 @@ class Engine:
         optionally of one category; bad input raises InvalidInputError."""
         if page_size < 0:
             raise InvalidInputError("page_size must not be negative", "page_size")
-        if len(query) > limits.SEARCH_QUERY_MAX_CHARS:
-            raise InvalidInputError(f"query is {len(query)} characters long; the limit is "
-                                    f"{limits.SEARCH_QUERY_MAX_CHARS}", "query",
-                                    {"length": str(len(query)), "limit": str(limits.SEARCH_QUERY_MAX_CHARS)},
-                                    reason="FIELD_TOO_LONG")
-        text = normalise_question(query)
-        if not any(ch.isalnum() for ch in text):
-            raise InvalidInputError("query must hold at least one letter or digit", "query",
-                                    reason="EMPTY_QUERY")
+        text = search_query(query)
         size = min(page_size or limits.SEARCH_PAGE_SIZE_DEFAULT, limits.SEARCH_PAGE_SIZE_MAX)
-        return self._snapshot.search_index().search(text[:limits.SEARCH_QUERY_MAX_CHARS], size,
-                                                    [category] if category else [])[1]
+        return self._snapshot.search_index().search(text, size, [category] if category else [])[1]
 
     # -- answers ---------------------------------------------------------------
 

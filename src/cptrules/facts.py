@@ -122,6 +122,9 @@ BASE_FACTS: dict[str, FactSpec] = {
     "hcpcs_coverage_code": _s("HCPCS coverage code (C, D, I, M, S)."),
     "hcpcs_pricing_indicator": _s("HCPCS pricing indicator (PRICE1)."),
     "hcpcs_betos": _s("BETOS classification."),
+    "hcpcs_cross_references": FactSpec("list", [], "Codes the HCPCS file's XREF1-5 columns name for this code, in "
+                                       "order: on an ended code, the codes that take its place (they "
+                                       "then also fill replaced_by when the catalogue states none)."),
     # Curated catalogue (our own words).
     "curated": _b("The curated catalogue has an entry for the code."),
     "published_date": _s("ISO date a Category III code was published; empty when unknown."),
@@ -129,8 +132,10 @@ BASE_FACTS: dict[str, FactSpec] = {
     "effective_date": _s("ISO date the code took effect; empty when unknown."),
     "extended_date": _s("ISO date of the latest Category III extension; empty when none known."),
     "explicit_sunset_date": _s("An archive date stated by a source; empty when none."),
-    "replaced_by": FactSpec("list", [], "Codes that replace this one."),
-    "replaced_from": _s("ISO first date of service of the replacement codes."),
+    "replaced_by": FactSpec("list", [], "Codes that replace this one: the catalogue's, else the "
+                                        "cross-references of a code the HCPCS file ends."),
+    "replaced_from": _s("ISO first date of service of the replacement codes (for the HCPCS file's, "
+                        "the day after its TERM DT)."),
     "replaced_source": _s("Where the replacement is stated."),
     "lifecycle_sources": FactSpec("list", [], "Sources of the lifecycle dates, in our words."),
     "descriptor": _s("Our own short descriptor; empty when the catalogue has none."),

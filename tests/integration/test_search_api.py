@@ -61,6 +61,8 @@ def test_search_codes_over_grpc(stub):
     (svc.SearchCodesRequest(query=""), "query", "EMPTY_QUERY"),
     (svc.SearchCodesRequest(query="   "), "query", "EMPTY_QUERY"),
     (svc.SearchCodesRequest(query="knee " * 50), "query", "FIELD_TOO_LONG"),
+    # 12 characters as sent, 216 after NFKC (U+FDFA expands to 18 characters).
+    (svc.SearchCodesRequest(query="\ufdfa" * 12), "query", "FIELD_TOO_LONG"),
     (svc.SearchCodesRequest(query="cpap", page_size=-1), "page_size", "INVALID_INPUT"),
     (svc.SearchCodesRequest(query="cpap", category=99), "category", "INVALID_CATEGORY"),
 ])

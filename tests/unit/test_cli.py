@@ -232,6 +232,8 @@ def _hcpcs_with(cms_dir, tmp_path, code, column, value, keep=None):
     ("LONG DESCRIPTION", "", "empty description"),
     ("HCPC", "J01711", "not a HCPCS Level II code"),
     ("RECID", "5", "not a record id"),
+    ("XREF1", "banana", "not a HCPCS or CPT code"),
+    ("XREF2", "J01651", "not a HCPCS or CPT code"),
 ])
 def test_hcpcs_stored_columns_are_checked(tmp_path, cms_dir, capsys, column, value, says):
     path, line = _hcpcs_with(cms_dir, tmp_path, "J0171", column, value)

@@ -118,10 +118,10 @@ def test_a_damaged_hcpcs_file_is_named(tmp_path, capsys):
     payload = _payload(default_data_dir() / "hcpcs" / "HCPC2025_OCT.json.gz")
     payload["codes"]["J0171"] = payload["codes"]["J0171"][:3]
     _store(stored, payload)
-    with pytest.raises(DataFileError, match="codes/J0171: not 9 text cells"):
+    with pytest.raises(DataFileError, match="codes/J0171: not 10 text cells"):
         HcpcsFile.load(stored)
     assert main(["data", "list", "--data-dir", str(tmp_path / "data")]) == 1
-    assert capsys.readouterr().err.strip() == f"error: {stored}: codes/J0171: not 9 text cells"
+    assert capsys.readouterr().err.strip() == f"error: {stored}: codes/J0171: not 10 text cells"
 
 
 def test_a_damaged_file_can_still_be_listed_and_removed(data_dir, capsys):

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,17 +20,23 @@ from ..errors import DataFileError, DataImportError, ImportProblem
 from ..provenance import DataSource
 from .files import CHECKSUM, SUFFIX, read_verified, write_json_gz
 
-FORMAT = 2  # 2: content checksum and the "partial" flag
+FORMAT = 3  # 2: content checksum and the "partial" flag; 3: the cross-reference (XREF1-5) codes
 # A whole quarterly file lists about 8,500 procedure codes (October 2025: 8,463); fewer than
 # this is a cut or an excerpt, refused unless imported as partial.
 MIN_WHOLE_CODES = 6_000
+XREFS = ("XREF1", "XREF2", "XREF3", "XREF4", "XREF5")
 REQUIRED = ("HCPC", "RECID", "LONG DESCRIPTION", "SHORT DESCRIPTION", "PRICE1", "COV", "BETOS",
-            "ADD DT", "ACT EFF DT", "TERM DT", "ACTION CD")
-FIELDS = ("long", "short", "price1", "cov", "betos", "add", "act_eff", "term", "action")
+            "ADD DT", "ACT EFF DT", "TERM DT", "ACTION CD", *XREFS)
+# "xref": the codes of XREF1-5 in file order, separated by one space; empty when none.
+FIELDS = ("long", "short", "price1", "cov", "betos", "add", "act_eff", "term", "action", "xref")
 _NAME = re.compile(r"HCPC(\d{4})_?([A-Z]{3})", re.IGNORECASE)
 _KEY = re.compile(r"HCPC(\d{4})_(JAN|APR|JUL|OCT)")
 _MONTHS = {"JAN": 1, "APR": 4, "JUL": 7, "OCT": 10}
 _CODE = re.compile(r"^[A-Z]\d{4}$")
+# An XREF cell names a HCPCS Level II code or a CPT code (77046, 0159T); the file also writes
+# the word CPT for "see the CPT code set", which names no code and is not kept.
+_XREF = re.compile(r"^(?:[A-Z]\d{4}|\d{4}[0-9A-Z])$")
+_SEE_CPT = "CPT"
 _BETOS = re.compile(r"^[A-Z]\d[A-Z0-9]?$")
 # Value sets of the record layout (HCPC2026_recordlayout.txt), as in the notes on the CMS data.
 PRICING = frozenset({"00", "11", "12", "13", "21", "22", *(str(n) for n in range(31, 41)), "45", "46",
@@ -165,7 +172,21 @@ def _procedure(row: list[str], at: dict[str, int]) -> tuple[str, list[str]]:
     if dates["TERM DT"] and dates["TERM DT"] < dates["ADD DT"]:
         raise _CellError("TERM DT", f"{dates['TERM DT']} is before the code was added ({dates['ADD DT']})")
     return code, [long, short, cell("PRICE1"), cell("COV"), cell("BETOS"), dates["ADD DT"],
-                  dates["ACT EFF DT"], dates["TERM DT"], cell("ACTION CD")]
+                  dates["ACT EFF DT"], dates["TERM DT"], cell("ACTION CD"), " ".join(_cross_references(cell))]
+
+
+def _cross_references(cell: Callable[[str], str]) -> list[str]:
+    """The codes a row's XREF1-5 cells name, in order, each once."""
+    found: list[str] = []
+    for column in XREFS:
+        value = cell(column)
+        if not value or value == _SEE_CPT:
+            continue
+        if not _XREF.match(value):
+            raise _CellError(column, f"{value[:40]!r} is not a HCPCS or CPT code")
+        if value not in found:
+            found.append(value)
+    return found
 
 
 def write_hcpcs(payload: dict[str, Any], data_dir: Path, replace: bool = False,
@@ -213,7 +234,22 @@ class HcpcsRow:
                 "hcpcs_action_effective_date": v["act_eff"], "hcpcs_termination_date": v["term"],
                 "hcpcs_action_code": v["action"], "hcpcs_coverage_code": v["cov"],
                 "hcpcs_pricing_indicator": v["price1"], "hcpcs_betos": v["betos"],
-                "hcpcs_long_description": v["long"], "hcpcs_short_description": v["short"]}
+                "hcpcs_long_description": v["long"], "hcpcs_short_description": v["short"],
+                "hcpcs_cross_references": v["xref"].split()}
+
+    def replacement(self, key: str) -> tuple[list[str], str, str]:
+        """(codes, ISO first date, source) of the codes the file names in place of this one.
+
+        CMS ends a code with its TERM DT and, where another code takes its place, names that
+        code in XREF1-5 (C8904 ends 2018-12-31 with XREF 77046). Only an ended code's
+        cross-references are its replacement: on a code still open they point to a related code."""
+        v = self.values
+        codes = v["xref"].split()
+        if not v["term"] or not codes:
+            return [], "", ""
+        first = (dt.date.fromisoformat(v["term"]) + dt.timedelta(days=1)).isoformat()
+        return codes, first, (f"CMS HCPCS Level II file {key}: TERM DT {v['term']} and cross-reference "
+                              f"(XREF) {', '.join(codes)}")
 
 
 @dataclass
@@ -242,6 +278,8 @@ class HcpcsFile:
                 raise DataFileError(str(path), f"codes: {code[:40]!r} is not a HCPCS Level II code")
             if type(row) is not list or len(row) != width or any(type(v) is not str for v in row):
                 raise DataFileError(str(path), f"codes/{code}: not {width} text cells")
+            if any(not _XREF.match(x) for x in row[-1].split()):
+                raise DataFileError(str(path), f"codes/{code}: {row[-1][:40]!r} is not a list of cross-referenced codes")
         return payload
 
     @classmethod

@@ -176,6 +176,13 @@ class CodeData:
         if entry is not None:
             facts.update(entry.facts())
             used.append(catalogue_source(self.catalogue))
+        if hcpcs is not None and code in hcpcs.rows and not facts["replaced_by"]:
+            # The curated replacement, where there is one, is the stated one; else the HCPCS
+            # file's own: an ended code's cross-references.
+            codes, first, source = hcpcs.rows[code].replacement(hcpcs.key)
+            if codes:
+                facts.update(replaced_by=codes, replaced_from=first, replaced_source=source,
+                             lifecycle_sources=[*facts["lifecycle_sources"], f"replacement {first}: {source}"])
         if place is not None:
             used += self.localities.place_facts(facts, place, code)
         return facts, used

@@ -25,6 +25,7 @@ from ..diff import AnswerChange, answer_record, diff_answer_records
 from ..engine import Engine
 from ..errors import InvalidInputError
 from ..faqpage import faq_document, faq_jsonld
+from .base_url import site_base_url
 from .faqsets import FaqSet, canonical_json, iter_faq_sets, select_codes
 from .files import MANIFEST, ExportFolder, read_manifest, read_records
 from .glossary import glossary_pages
@@ -53,7 +54,8 @@ class ExportOptions:
     category: str = ""
     dos: dt.date | None = None
     since: str = ""
-    base_url: str = "/"
+    # Where the site is published (absolute http(s) URL); sitemap.xml is written only with one.
+    base_url: str = ""
 
 
 @dataclass
@@ -162,6 +164,7 @@ def export_site(engine: Engine, options: ExportOptions,
         raise InvalidInputError(f"format must be one of {', '.join(FORMATS)}", "format", reason="INVALID_FORMAT")
     if options.out.exists() and not options.out.is_dir():
         raise InvalidInputError(f"{options.out} is not a folder", "dir", reason="NOT_A_FOLDER")
+    base_url = site_base_url(options.base_url) if options.base_url else ""
     # An export rewrites and removes files: only in an empty folder or one an export made.
     if options.out.is_dir() and any(options.out.iterdir()) and not (options.out / MANIFEST).is_file():
         raise InvalidInputError(f"{options.out} holds files that no export made (no {MANIFEST}); "
@@ -253,7 +256,8 @@ def export_site(engine: Engine, options: ExportOptions,
         _write_html_indexes(folder, templates, entries, pages, common)
         for rel, data in templates.assets():
             folder.write(rel, data)
-        _write_sitemap(folder, options.base_url, codes_manifest, day.isoformat())
+        if base_url:
+            _write_sitemap(folder, base_url, codes_manifest)
     elif fmt == "markdown":
         folder.write_text("index.md", templates.render("index.md.jinja", categories=_categories(entries),
                                                        root="", **common))
@@ -367,8 +371,8 @@ def _write_changes(folder: ExportFolder, templates: SiteTemplates, fmt: str, sin
                                             changes=shown, added=added, removed=removed, **common))
 
 
-def _write_sitemap(folder: ExportFolder, base_url: str, codes: dict[str, dict[str, str]], day: str) -> None:
-    base = base_url if base_url.endswith("/") else base_url + "/"
+def _write_sitemap(folder: ExportFolder, base: str, codes: dict[str, dict[str, str]]) -> None:
+    """The pages' absolute addresses under `base` (checked by site_base_url), XML-escaped."""
     lines = ['<?xml version="1.0" encoding="UTF-8"?>',
              '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">']
     pages = sorted(rel for rel in folder.files if rel.endswith(".html"))

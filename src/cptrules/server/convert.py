@@ -137,6 +137,7 @@ def code(report: CodeReport) -> code_pb2.Code:
             if f[key]:
                 getattr(entry, field).CopyFrom(to_date(f[key]))
         message.hcpcs.CopyFrom(entry)
+    message.hcpcs_cross_references.extend(f["hcpcs_cross_references"])
     message.provenance.CopyFrom(provenance(report.provenance))
     message.date_of_service.CopyFrom(to_date(f["date_of_service"]))
     if f["locality_id"]:
