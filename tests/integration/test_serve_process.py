@@ -3,6 +3,7 @@ JSON log events, metrics on their own address, a port in use, reloading on file 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -86,14 +87,12 @@ def test_sigterm_under_load_drains_with_zero_failed_calls(tmp_path):
                 scraped = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics",
                                                  timeout=HANG).read().decode()
                 before = ok[0]
-                sent = time.monotonic()
                 process.send_signal(signal.SIGTERM)
                 assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
                 not_serving.set()
                 for thread in threads:
                     thread.join(HANG)
                 assert process.wait(timeout=HANG) == 0
-                took = time.monotonic() - sent
         finally:
             if process.poll() is None:
                 process.kill()
@@ -101,7 +100,6 @@ def test_sigterm_under_load_drains_with_zero_failed_calls(tmp_path):
             process.stdout.close()
     assert failed == [], f"{len(failed)} calls failed: {set(failed)}"
     assert before > 0 and ok[0] >= before
-    assert took < 10 + 1 + 5  # grace period + shutdown delay + the stop's own margin
     assert 'cptrules_build_info{' in scraped and "cptrules_rpc_requests_total" in scraped
     assert "process_resident_memory_bytes" in scraped
 
@@ -110,6 +108,11 @@ def test_sigterm_under_load_drains_with_zero_failed_calls(tmp_path):
     for step in ("serving", "stopping: health NOT_SERVING", "stopped"):
         assert step in names, (step, names)
     assert names.index("serving") < names.index("stopping: health NOT_SERVING") < names.index("stopped")
+    # The drain is bounded by the grace period, as the server's own log times it (the clients'
+    # threads winding down on a loaded machine are not the server's drain).
+    at = {e["event"]: dt.datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")) for e in events}
+    drained = (at["stopped"] - at["stopping: health NOT_SERVING"]).total_seconds()
+    assert drained < 10 + 1 + 5, drained  # grace period + shutdown delay + the stop's own margin
     rpcs = [e for e in events if e["event"] == "rpc"]
     assert {e["request_id"] for e in rpcs if e["method"].endswith("/GetCode")} <= {
         f"load-{n}" for n in range(0, 6, 2)}
