@@ -1,5 +1,5 @@
-"""rules/modifier.yaml names a manual section only where its number was checked against the
-public manuals; any other citation names the manual and chapter only."""
+"""Rule files name a manual section only where its number was checked against the public
+manuals; any other citation names the manual and chapter only."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-MODIFIERS = Path(__file__).resolve().parents[2] / "rules" / "modifier.yaml"
+RULES = Path(__file__).resolve().parents[2] / "rules"
+MODIFIERS = RULES / "modifier.yaml"
 # Sections whose numbers public text confirms (chapter, section).
 CHECKED = {
     "Medicare Claims Processing Manual": {("12", "20.4.3"), ("12", "40.6"), ("12", "40.8")},
@@ -37,6 +38,20 @@ def test_every_cited_section_is_one_that_was_checked():
     assert cited, "the file cites no section at all: the parser no longer reads it"
     unchecked = [(rule_id, doc, chapter, section) for rule_id, (doc, chapter, section) in cited
                  if (chapter, section) not in CHECKED[doc]]
+    assert unchecked == []
+
+
+def test_no_rule_file_cites_a_section_that_was_not_checked():
+    """The same holds for every rule's source and reason, in every rule file."""
+    unchecked = []
+    for path in sorted(RULES.glob("*.yaml")):
+        document = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+        rules = document.get("rules", []) if isinstance(document, dict) else []
+        for rule in rules:
+            for field in ("source", "because"):
+                for doc, chapter, section in _sections(str(rule.get(field, ""))):
+                    if (chapter, section) not in CHECKED[doc]:
+                        unchecked.append((path.name, rule.get("id"), field, chapter, section))
     assert unchecked == []
 
 
