@@ -58,9 +58,9 @@ def _engine(args: argparse.Namespace, check_data: bool = True) -> Any:
     from .engine import Engine
 
     dirs = _data_dirs(args)
-    megabytes = getattr(args, "cache_mb", None)
-    return Engine.load(args.rules, dirs, check_data=check_data, clock=_clock(args),
-                       budget=CacheBudget(megabytes) if megabytes else None)
+    megabytes = getattr(args, "cache_mb", None)  # serve's option; other commands keep the default
+    sized = {"budget": CacheBudget(megabytes)} if megabytes else {}
+    return Engine.load(args.rules, dirs, check_data=check_data, clock=_clock(args), **sized)
 
 
 def _serve_features(args: argparse.Namespace) -> Any:

@@ -60,7 +60,7 @@ def test_two_servers_pinned_to_different_days_answer_undated_requests_for_their_
 def loads_share_the_session_snapshot(engine, monkeypatch):
     """Commands that load an engine get the session's snapshot (a load costs seconds) with the
     clock the command chose."""
-    def load(cls, rules_dir=None, data_dirs=None, check_data=True, clock=None):
+    def load(cls, rules_dir=None, data_dirs=None, check_data=True, clock=None, budget=None):
         return Engine(engine.snapshot, clock=clock)
 
     monkeypatch.setattr(Engine, "load", classmethod(load))
