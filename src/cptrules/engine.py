@@ -25,6 +25,7 @@ from .errors import (CodeNotFoundError, InvalidInputError, MalformedCodeError,
                      QuestionTooLongError, RuleFileErrors, RuleProblem, ZipNeedsPlusFourError)
 from .evaluate import Evaluation, Firing, evaluate
 from .provenance import DataSource, Provenance
+from .questions.extract import without_date
 from .questions.matcher import NO_INTENT, Interpretation, interpret, normalise_question
 from .questions.places import PlaceFinder, PlaceMention
 from .ruleset import Ruleset, load_ruleset
@@ -638,11 +639,14 @@ class Engine:
                       date_of_service=(day or self.clock()).isoformat())
         if not found.codes and not found.malformed:
             topical = self._topic_answer(text, day or self.clock(), common, snap)
+            if topical is None:
+                # The date says when the service was done; the other words name the service.
+                topical = self._find_code_answer(without_date(text, found), common, snap)
             if topical is not None:
+                if found.unreadable_date:
+                    note = _unreadable_date_note(found.unreadable_date, dos is not None, common["date_of_service"])
+                    topical = replace(topical, text=f"({note[0].upper() + note[1:]}.) {topical.text}")
                 return topical
-            finding = self._find_code_answer(text, common, snap)
-            if finding is not None:
-                return finding
         if reading.intent == NO_INTENT:
             text = _help_text(book)
             if found.diagnosis_codes:
@@ -700,9 +704,7 @@ class Engine:
         day_text = reports[0].facts["date_of_service"]
         first_notes = []  # about the date itself: read before the answer, not after it
         if found.unreadable_date:
-            first_notes.append(f"{found.unreadable_date!r} is not a date we can use (not a calendar date, or "
-                               f"outside {limits.DATE_MIN_YEAR}-{limits.DATE_MAX_YEAR}), so this answer is for "
-                               + ("the request's date of service" if dos else "today") + f", {_long(day_text)}")
+            first_notes.append(_unreadable_date_note(found.unreadable_date, dos is not None, day_text))
         elif dos is not None and found.date_of_service and found.date_of_service != dos:
             first_notes.append(f"the question names {found.date_text!r}, but the request's date of service, "
                                f"{_long(day_text)}, is the one used")
@@ -787,6 +789,13 @@ class Engine:
 
 
 _NORMALISED = object()  # marks answer-cache keys by normalised text apart from raw-text keys
+
+
+def _unreadable_date_note(said: str, requested: bool, day: str) -> str:
+    """Why a date the question states is not used, and which day the answer is for instead."""
+    return (f"{said!r} is not a date we can use (not a calendar date, or outside {limits.DATE_MIN_YEAR}-"
+            f"{limits.DATE_MAX_YEAR}), so this answer is for "
+            + ("the request's date of service" if requested else "today") + f", {_long(day)}")
 
 
 def _long(iso: str) -> str:

@@ -41,6 +41,10 @@ _MONTH_DAY_YEAR = re.compile(
 _MONTH_YEAR = re.compile(
     r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]{0,6}\.?\s{1,3}(20\d{2})\b", re.I)
 _YEAR = re.compile(r"(?<![\w/$.-])(20\d{2})(?![\w/.-])|\b[Cc][Yy][\s-]?(20\d{2})\b")
+# The words that introduce a stated date: "on", "for DOS", "with a date of service of", "dated".
+_DATE_LEAD = (r"(?:\b(?:on|for|from|in|as\s+of|dated|with\s+an?|of|at)\s+)?"
+              r"(?:\b(?:the\s+|a\s+)?(?:dos|d\.o\.s\.?|date\s+of\s+service|service\s+date)\s*[:#-]?\s*"
+              r"(?:of\s+|on\s+|is\s+)?)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +62,10 @@ class Extraction:
 
 
 def extract(text: str, is_code: Callable[[str], bool], prefixes: frozenset[str],
-            modifiers: frozenset[str], today: dt.date) -> Extraction:
-    """Codes, malformed code-like tokens and the date of service a question states."""
+            modifiers: frozenset[str], today: dt.date,
+            year_cues: tuple[tuple[str, ...], ...] = ()) -> Extraction:
+    """Codes, malformed code-like tokens and the date of service a question states. A four-digit
+    number from 1900 to 2199 beside a year cue ("the 2100 cf") is a year, not a malformed code."""
     codes: list[str] = []
     malformed: list[str] = []
     words = re.findall(r"[A-Za-z0-9®#]+", text.lower())
@@ -90,13 +96,26 @@ def extract(text: str, is_code: Callable[[str], bool], prefixes: frozenset[str],
         if _NEAR_CODE.match(token) and any(c.isdigit() for c in token):
             malformed.append(token)
         elif _FOUR_DIGITS.match(token) and not token.startswith(("19", "20")) and (
-                raw.lower() in prefixed or _standalone(text, match.start(1), match.end(1))):
+                raw.lower() in prefixed or _standalone(text, match.start(1), match.end(1))) and not (
+                token.startswith("21") and _beside(text, match.start(1), match.end(1), year_cues)):
             malformed.append(token)
     attached += _named_modifiers(text, positions, {c for c, _ in attached}, modifiers)
     dos, date_text, unreadable = read_date(text, today)
     diagnoses = tuple(dict.fromkeys(m.group(1).upper() for m in _ICD10.finditer(text)))
     return Extraction(tuple(dict.fromkeys(codes)), tuple(dict.fromkeys(malformed)), dos, date_text,
                       diagnoses, unreadable, tuple(dict.fromkeys(attached)))
+
+
+def without_date(text: str, extraction: Extraction) -> str:
+    """The question without the date it states (read or unreadable) and the words that introduce
+    it: a question asking which code to use names the service in its other words, and a date
+    ("on 1/15/2026", "for DOS 2/30/2026") only says when the service was done."""
+    for said in (extraction.date_text, extraction.unreadable_date):
+        if said:
+            found = re.search(_DATE_LEAD + r"(?<![\w/.-])" + re.escape(said) + r"(?![\w/-])", text, re.I)
+            if found:
+                text = (text[:found.start()] + " " + text[found.end():]).strip()
+    return text
 
 
 def _named_modifiers(text: str, positions: list[tuple[int, str]], taken: set[str],
@@ -119,6 +138,26 @@ def _named_modifiers(text: str, positions: list[tuple[int, str]], taken: set[str
             attached.append((code, modifier))
             taken.add(code)
     return attached
+
+
+_YEAR_REACH = 3  # words between a year and its cue ("2100 medicare pfs conversion factor"), at most
+
+
+def _beside(text: str, start: int, end: int, cues: tuple[tuple[str, ...], ...]) -> bool:
+    """Whether one of the cue phrases ends within a few words before the number or starts
+    within a few words after it."""
+    if not cues:
+        return False
+    before = re.findall(r"[a-z0-9]+", text[max(0, start - 120):start].lower())
+    after = re.findall(r"[a-z0-9]+", text[end:end + 120].lower())
+    for cue in cues:
+        size = len(cue)
+        if any(tuple(before[len(before) - i - size:len(before) - i]) == cue
+               for i in range(min(_YEAR_REACH, len(before) - size) + 1)):
+            return True
+        if any(tuple(after[i:i + size]) == cue for i in range(_YEAR_REACH + 1)):
+            return True
+    return False
 
 
 def _standalone(text: str, start: int, end: int) -> bool:
