@@ -34,3 +34,19 @@ def test_whole_path_answer(engine, item):
         assert said in answer.text, f"{said!r} not in:\n{answer.text}"
     for said in item.get("not_says", []):
         assert said.lower() not in answer.text.lower(), f"{said!r} in:\n{answer.text}"
+
+
+def test_answer_messages_are_the_same_from_converted_firings(engine):
+    """Answer messages reuse the FiredRule messages of firings converted before: every question
+    of the set serialises to the same bytes either way."""
+    from cptrules.server import convert
+
+    questions = [item["q"] for item in YAML(typ="safe").load(
+        (Path(__file__).resolve().parents[1] / "eval" / "questions.yaml").read_text())]
+    for question in questions:
+        answer = engine.answer(question)
+        convert.answer(answer)  # every firing of the answer converted and remembered
+        reused = convert.answer(answer).SerializeToString(deterministic=True)
+        convert._FIRED.clear()
+        fresh = convert.answer(answer).SerializeToString(deterministic=True)
+        assert reused == fresh, question
