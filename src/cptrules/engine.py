@@ -684,8 +684,7 @@ class Engine:
         modifiers = dict(found.modifiers)
         place, place_note = _place_of(found.place, snap.data)
         reports = [self._report(c, self._day(day), snap, modifiers.get(c, ""), place) for c in subjects]
-        template = snap.ruleset.templates[reading.intent]
-        parts = [render(template, r.facts) for r in reports]
+        parts = [self._rendered(reading.intent, r, snap) for r in reports]
         if len(parts) > 1:
             parts = [text if text.startswith((r.code, r.facts["code_label"])) else f"{r.facts['code_label']}: {text}"
                      for r, text in zip(reports, parts)]
@@ -723,6 +722,17 @@ class Engine:
         return AnswerResult(text=body, outcome=Outcome.ANSWERED, provenance=provenance,
                             fee_schedule_release=reports[0].facts["pfs_release"],
                             covers_date_of_service=reports[0].facts["pfs_covers_date"], **common)
+
+    def _rendered(self, intent: str, report: CodeReport, snap: Snapshot) -> str:
+        """An intent's template rendered over a report, remembered with the report (questions
+        differently worded ask the same of the same report): the entry holds the report, so its
+        id stays that report's while the entry lives."""
+        key = (_RENDERED, intent, id(report))
+        known = snap.derived.get(key)
+        if known is None or known[0] is not report:
+            known = (report, render(snap.ruleset.templates[intent], report.facts))
+            snap.derived.put(key, known)
+        return known[1]
 
     def _topic_answer(self, text: str, day: dt.date, common: dict[str, Any],
                       snap: Snapshot) -> AnswerResult | None:
@@ -789,6 +799,7 @@ class Engine:
 
 
 _NORMALISED = object()  # marks answer-cache keys by normalised text apart from raw-text keys
+_RENDERED = object()  # marks rendered answer parts apart from the transports' derived values
 
 
 def _unreadable_date_note(said: str, requested: bool, day: str) -> str:
