@@ -695,6 +695,10 @@ class Engine:
         if not single and len(known) > len(subjects):
             notes.append(f"not answered, at most {limits.ANSWER_MAX_CODES} codes per question: "
                          + ", ".join(known[len(subjects):]))
+        left = [f"{m} for {c}" for c, m in found.unanswered_modifiers if c in subjects]
+        if left:
+            notes.append(f"modifier {', '.join(left)} not answered: one modifier per code is answered in a "
+                         "question; ask about each code and modifier on its own")
         if found.malformed:
             notes.append(f"not a valid code format, so not answered: {', '.join(found.malformed)}")
         if found.diagnosis_codes:
