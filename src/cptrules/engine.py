@@ -25,6 +25,7 @@ from .errors import (CodeNotFoundError, InvalidInputError, MalformedCodeError,
                      QuestionTooLongError, RuleFileErrors, RuleProblem, ZipNeedsPlusFourError)
 from .evaluate import Evaluation, Firing, evaluate
 from .provenance import DataSource, Provenance
+from .questions.extract import without_date
 from .questions.matcher import NO_INTENT, Interpretation, interpret, normalise_question
 from .questions.places import PlaceFinder, PlaceMention
 from .ruleset import Ruleset, load_ruleset
@@ -617,11 +618,14 @@ class Engine:
                       date_of_service=(day or self.clock()).isoformat())
         if not found.codes and not found.malformed:
             topical = self._topic_answer(text, day or self.clock(), common, snap)
+            if topical is None:
+                # The date says when the service was done; the other words name the service.
+                topical = self._find_code_answer(without_date(text, found), common, snap)
             if topical is not None:
+                if found.unreadable_date:
+                    note = _unreadable_date_note(found.unreadable_date, dos is not None, common["date_of_service"])
+                    topical = replace(topical, text=f"({note[0].upper() + note[1:]}.) {topical.text}")
                 return topical
-            finding = self._find_code_answer(text, common, snap)
-            if finding is not None:
-                return finding
         if reading.intent == NO_INTENT:
             text = _help_text(book)
             if found.diagnosis_codes:
@@ -659,8 +663,7 @@ class Engine:
         modifiers = dict(found.modifiers)
         place, place_note = _place_of(found.place, snap.data)
         reports = [self._report(c, self._day(day), snap, modifiers.get(c, ""), place) for c in subjects]
-        template = snap.ruleset.templates[reading.intent]
-        parts = [render(template, r.facts) for r in reports]
+        parts = [self._rendered(reading.intent, r, snap) for r in reports]
         if len(parts) > 1:
             parts = [text if text.startswith((r.code, r.facts["code_label"])) else f"{r.facts['code_label']}: {text}"
                      for r, text in zip(reports, parts)]
@@ -671,6 +674,10 @@ class Engine:
         if not single and len(known) > len(subjects):
             notes.append(f"not answered, at most {limits.ANSWER_MAX_CODES} codes per question: "
                          + ", ".join(known[len(subjects):]))
+        left = [f"{m} for {c}" for c, m in found.unanswered_modifiers if c in subjects]
+        if left:
+            notes.append(f"modifier {', '.join(left)} not answered: one modifier per code is answered in a "
+                         "question; ask about each code and modifier on its own")
         if found.malformed:
             notes.append(f"not a valid code format, so not answered: {', '.join(found.malformed)}")
         if found.diagnosis_codes:
@@ -679,9 +686,7 @@ class Engine:
         day_text = reports[0].facts["date_of_service"]
         first_notes = []  # about the date itself: read before the answer, not after it
         if found.unreadable_date:
-            first_notes.append(f"{found.unreadable_date!r} is not a date we can use (not a calendar date, or "
-                               f"outside {limits.DATE_MIN_YEAR}-{limits.DATE_MAX_YEAR}), so this answer is for "
-                               + ("the request's date of service" if dos else "today") + f", {_long(day_text)}")
+            first_notes.append(_unreadable_date_note(found.unreadable_date, dos is not None, day_text))
         elif dos is not None and found.date_of_service and found.date_of_service != dos:
             first_notes.append(f"the question names {found.date_text!r}, but the request's date of service, "
                                f"{_long(day_text)}, is the one used")
@@ -700,6 +705,17 @@ class Engine:
         return AnswerResult(text=body, outcome=Outcome.ANSWERED, provenance=provenance,
                             fee_schedule_release=reports[0].facts["pfs_release"],
                             covers_date_of_service=reports[0].facts["pfs_covers_date"], **common)
+
+    def _rendered(self, intent: str, report: CodeReport, snap: Snapshot) -> str:
+        """An intent's template rendered over a report, remembered with the report (questions
+        differently worded ask the same of the same report): the entry holds the report, so its
+        id stays that report's while the entry lives."""
+        key = (_RENDERED, intent, id(report))
+        known = snap.derived.get(key)
+        if known is None or known[0] is not report:
+            known = (report, render(snap.ruleset.templates[intent], report.facts))
+            snap.derived.put(key, known)
+        return known[1]
 
     def _topic_answer(self, text: str, day: dt.date, common: dict[str, Any],
                       snap: Snapshot) -> AnswerResult | None:
@@ -766,6 +782,14 @@ class Engine:
 
 
 _NORMALISED = object()  # marks answer-cache keys by normalised text apart from raw-text keys
+_RENDERED = object()  # marks rendered answer parts apart from the transports' derived values
+
+
+def _unreadable_date_note(said: str, requested: bool, day: str) -> str:
+    """Why a date the question states is not used, and which day the answer is for instead."""
+    return (f"{said!r} is not a date we can use (not a calendar date, or outside {limits.DATE_MIN_YEAR}-"
+            f"{limits.DATE_MAX_YEAR}), so this answer is for "
+            + ("the request's date of service" if requested else "today") + f", {_long(day)}")
 
 
 def _long(iso: str) -> str:

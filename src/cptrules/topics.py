@@ -22,6 +22,7 @@ from .answers.templates import AnswerTemplate, compile_question, render
 from .errors import RuleEvaluationError, RuleProblem, TemplateRenderError
 from .evaluate import Firing, evaluate_table
 from .facts import BASE_FACTS, empty_facts
+from .limits import ANSWER_MAX_CODES
 from .ruleset.model import Rule, Table
 
 TEMPLATE_PREFIX = "topic_"
@@ -104,7 +105,9 @@ TOPICS_SCHEMA: dict[str, Any] = {
 TEMPLATE_NAMES = frozenset({"topic", "asked", "known", "values", "entries", "related", "rules", "meaning", "source",
                             "releases", "loaded_releases", "year", "date_of_service", "in_force"})
 _FILLER_REACH = 4  # filler words skipped between a cue and its value
+_LIST_JOINERS = frozenset({",", "&", "/", "and", "or", "vs", "versus"})  # between listed values
 MAX_VALUE_CHARS = 12
+MAX_LISTED = ANSWER_MAX_CODES  # values of one topic answered in one question, as codes are
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +208,7 @@ class TopicMatch:
     value: str
     cue: Cue
     closeness: float
+    more: tuple[str, ...] = ()  # further values listed with it ("modifier 59 and 25"), in question order
 
 
 @dataclass(frozen=True)
@@ -249,7 +253,43 @@ class Topics:
                 rank = (len(cue.words) + (1 if value and not cue.choice else 0), closeness, -order)
                 if best is None or rank > best[0]:
                     best = (rank, TopicMatch(topic, value, cue, closeness))
-        return best[1] if best else None
+        if best is None:
+            return None
+        match = best[1]
+        if match.value and not match.cue.choice:
+            listed = self._listed(match.topic, question, match.value)
+            if len(listed) > 1:
+                match = TopicMatch(match.topic, listed[0], match.cue, match.closeness, tuple(listed[1:]))
+        return match
+
+    def _listed(self, topic: Topic, question: str, value: str) -> list[str]:
+        """The value with the others listed beside it ("59 and 25", "2025, 2026 or 2027"), in
+        question order. A listed word counts when the topic defines it, or when it holds a digit
+        (years, modifiers such as 25): "modifier 59 and is it..." lists no modifier IS."""
+        spec = topic.value
+        assert spec is not None
+        tokens = re.findall(r"[a-z0-9]+|[,&/]", question.lower())
+        known = set(topic.known_values())
+        at = next((i for i, t in enumerate(tokens) if spec.read(t) == value), None)
+        if at is None:
+            return [value]
+
+        def more(step: int) -> list[str]:
+            found, i = [], at + step
+            while 0 <= i < len(tokens):
+                gap = 0
+                while 0 <= i < len(tokens) and tokens[i] in _LIST_JOINERS and gap < 2:
+                    i, gap = i + step, gap + 1
+                if not gap or not 0 <= i < len(tokens) or tokens[i] in self.filler:
+                    break
+                other = spec.read(tokens[i])
+                if not other or not (other in known or any(c.isdigit() for c in other)):
+                    break
+                found.append(other)
+                i += step
+            return found
+
+        return list(dict.fromkeys(more(-1)[::-1] + [value] + more(1)))
 
     def _match(self, words: tuple[str, ...], tokens: list[str],
                places: dict[str, list[tuple[float, int]]]) -> tuple[list[int], float] | None:
@@ -320,6 +360,14 @@ class Topics:
         if match is None:
             return None
         text, fired, sources = explain(match.topic, match.value, data, day)
+        for value in match.more[:MAX_LISTED - 1]:  # each value listed gets its own answer
+            more_text, more_fired, more_sources = explain(match.topic, value, data, day)
+            text += "\n\n" + more_text
+            fired += tuple(f for f in more_fired if f not in fired)
+            sources += tuple(s for s in more_sources if s not in sources)
+        if len(match.more) >= MAX_LISTED:
+            text += (f" (Not answered, at most {MAX_LISTED} per question: "
+                     f"{', '.join(match.more[MAX_LISTED - 1:])}; ask about each on its own.)")
         cue = match.cue
         matched = (f"{self.path}:{cue.line} topic {match.topic.id} {' '.join(cue.words)!r}"
                    + (f" ~{match.closeness:.2f}" if match.closeness < 1 else ""),)

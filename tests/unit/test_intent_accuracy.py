@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-QUESTIONS = YAML(typ="safe").load((Path(__file__).resolve().parents[1] / "eval" / "questions.yaml").read_text())
+# Intents decided after the matcher (a topic, a search for a code) are scored through the whole
+# question path by test_question_answers.py.
+WHOLE_PATH = {"find_code", "topic"}
+QUESTIONS = [item for item in YAML(typ="safe").load(
+    (Path(__file__).resolve().parents[1] / "eval" / "questions.yaml").read_text())
+    if item["intent"] not in WHOLE_PATH]
 TARGET = 0.95
 PER_INTENT = 0.9  # no intent may hide behind the others' average
 TODAY = dt.date(2026, 11, 27)

@@ -28,6 +28,8 @@ _GLUED_PREFIX = re.compile(r"^(CPT|HCPCS|CODE)(?=[0-9A-Z]{5}$)")
 _AFTER_CODE = re.compile(r"-([A-Za-z0-9]{2})(?![\w])|\s(26|TC|tc)(?![\w])|\s?\((26|TC|tc|53)\)")
 # A modifier named in words: "with modifier 53", "mod 26", "modifier -TC".
 _NAMED_MODIFIER = re.compile(r"\b(?:modifiers?|modifer|mod)\s{0,3}[-#:]?\s{0,3}([A-Za-z0-9]{2})(?![\w])", re.I)
+# Further modifiers listed after a named one: "modifiers 25 and 59", "mod 25, 59 or 76".
+_LISTED_MODIFIER = re.compile(r"\s{0,3}(?:,|&|/|\band\b|\bor\b)\s{0,3}(?:(?:and|or)\s{1,3})?-?([A-Za-z0-9]{2})(?![\w])", re.I)
 # The components by name, for a question about one code.
 _COMPONENT = re.compile(r"\b(professional|technical)\s{1,3}component\b|\bprofessional\s{1,3}(?:part|portion)\b", re.I)
 # ICD-10-CM diagnosis codes with their dot (M81.0, E11.9, Z00.00): named, never taken for procedures.
@@ -41,6 +43,10 @@ _MONTH_DAY_YEAR = re.compile(
 _MONTH_YEAR = re.compile(
     r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]{0,6}\.?\s{1,3}(20\d{2})\b", re.I)
 _YEAR = re.compile(r"(?<![\w/$.-])(20\d{2})(?![\w/.-])|\b[Cc][Yy][\s-]?(20\d{2})\b")
+# The words that introduce a stated date: "on", "for DOS", "with a date of service of", "dated".
+_DATE_LEAD = (r"(?:\b(?:on|for|from|in|as\s+of|dated|with\s+an?|of|at)\s+)?"
+              r"(?:\b(?:the\s+|a\s+)?(?:dos|d\.o\.s\.?|date\s+of\s+service|service\s+date)\s*[:#-]?\s*"
+              r"(?:of\s+|on\s+|is\s+)?)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +61,16 @@ class Extraction:
     unreadable_date: str = ""
     modifiers: tuple[tuple[str, str], ...] = ()  # (code, modifier) as written: 71046-TC, 0509T 26
     place: PlaceMention | None = None  # where the service is done, when the question says
+    # Modifiers named for a code that already has one ("99213 modifier 25 and 59"): one modifier
+    # per code is answered, the others are named as not answered.
+    unanswered_modifiers: tuple[tuple[str, str], ...] = ()
 
 
 def extract(text: str, is_code: Callable[[str], bool], prefixes: frozenset[str],
-            modifiers: frozenset[str], today: dt.date) -> Extraction:
-    """Codes, malformed code-like tokens and the date of service a question states."""
+            modifiers: frozenset[str], today: dt.date,
+            year_cues: tuple[tuple[str, ...], ...] = ()) -> Extraction:
+    """Codes, malformed code-like tokens and the date of service a question states. A four-digit
+    number from 1900 to 2199 beside a year cue ("the 2100 cf") is a year, not a malformed code."""
     codes: list[str] = []
     malformed: list[str] = []
     words = re.findall(r"[A-Za-z0-9®#]+", text.lower())
@@ -90,26 +101,49 @@ def extract(text: str, is_code: Callable[[str], bool], prefixes: frozenset[str],
         if _NEAR_CODE.match(token) and any(c.isdigit() for c in token):
             malformed.append(token)
         elif _FOUR_DIGITS.match(token) and not token.startswith(("19", "20")) and (
-                raw.lower() in prefixed or _standalone(text, match.start(1), match.end(1))):
+                raw.lower() in prefixed or _standalone(text, match.start(1), match.end(1))) and not (
+                token.startswith("21") and _beside(text, match.start(1), match.end(1), year_cues)):
             malformed.append(token)
-    attached += _named_modifiers(text, positions, {c for c, _ in attached}, modifiers)
+    named, unanswered = _named_modifiers(text, positions, dict(attached), modifiers)
+    attached += named
     dos, date_text, unreadable = read_date(text, today)
     diagnoses = tuple(dict.fromkeys(m.group(1).upper() for m in _ICD10.finditer(text)))
     return Extraction(tuple(dict.fromkeys(codes)), tuple(dict.fromkeys(malformed)), dos, date_text,
-                      diagnoses, unreadable, tuple(dict.fromkeys(attached)))
+                      diagnoses, unreadable, tuple(dict.fromkeys(attached)),
+                      unanswered_modifiers=tuple(dict.fromkeys(unanswered)))
 
 
-def _named_modifiers(text: str, positions: list[tuple[int, str]], taken: set[str],
-                     modifiers: frozenset[str]) -> list[tuple[str, str]]:
+def without_date(text: str, extraction: Extraction) -> str:
+    """The question without the date it states (read or unreadable) and the words that introduce
+    it: a question asking which code to use names the service in its other words, and a date
+    ("on 1/15/2026", "for DOS 2/30/2026") only says when the service was done."""
+    for said in (extraction.date_text, extraction.unreadable_date):
+        if said:
+            found = re.search(_DATE_LEAD + r"(?<![\w/.-])" + re.escape(said) + r"(?![\w/-])", text, re.I)
+            if found:
+                text = (text[:found.start()] + " " + text[found.end():]).strip()
+    return text
+
+
+def _named_modifiers(text: str, positions: list[tuple[int, str]], taken: dict[str, str],
+                     modifiers: frozenset[str]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """Modifiers named in words, each for the nearest code before it (else the first code);
-    "professional component" is 26 and "technical component" TC when one code is asked about."""
+    "professional component" is 26 and "technical component" TC when one code is asked about.
+    A list after the word ("modifiers 25 and 59") names each. Also the modifiers named for a
+    code that already has one, which are not answered."""
     if not positions:
-        return []
-    found: list[tuple[int, str]] = [(m.start(), m.group(1).upper()) for m in _NAMED_MODIFIER.finditer(text)]
+        return [], []
+    found: list[tuple[int, str]] = []
+    for named in _NAMED_MODIFIER.finditer(text):
+        found.append((named.start(), named.group(1).upper()))
+        listed = _LISTED_MODIFIER.match(text, named.end())
+        while listed:
+            found.append((listed.start(1), listed.group(1).upper()))
+            listed = _LISTED_MODIFIER.match(text, listed.end())
     if len({code for _, code in positions}) == 1:
         found += [(m.start(), "TC" if (m.group(1) or "").lower() == "technical" else "26")
                   for m in _COMPONENT.finditer(text)]
-    attached = []
+    attached, unanswered = [], []
     for at, modifier in sorted(found):
         if modifier not in modifiers:
             continue
@@ -117,8 +151,30 @@ def _named_modifiers(text: str, positions: list[tuple[int, str]], taken: set[str
         code = before[-1] if before else positions[0][1]
         if code not in taken:
             attached.append((code, modifier))
-            taken.add(code)
-    return attached
+            taken[code] = modifier
+        elif taken[code] != modifier:
+            unanswered.append((code, modifier))
+    return attached, unanswered
+
+
+_YEAR_REACH = 3  # words between a year and its cue ("2100 medicare pfs conversion factor"), at most
+
+
+def _beside(text: str, start: int, end: int, cues: tuple[tuple[str, ...], ...]) -> bool:
+    """Whether one of the cue phrases ends within a few words before the number or starts
+    within a few words after it."""
+    if not cues:
+        return False
+    before = re.findall(r"[a-z0-9]+", text[max(0, start - 120):start].lower())
+    after = re.findall(r"[a-z0-9]+", text[end:end + 120].lower())
+    for cue in cues:
+        size = len(cue)
+        if any(tuple(before[len(before) - i - size:len(before) - i]) == cue
+               for i in range(min(_YEAR_REACH, len(before) - size) + 1)):
+            return True
+        if any(tuple(after[i:i + size]) == cue for i in range(_YEAR_REACH + 1)):
+            return True
+    return False
 
 
 def _standalone(text: str, start: int, end: int) -> bool:

@@ -88,7 +88,7 @@ def interpret(question: str, book: Phrasebook, is_code: Callable[[str], bool],
     """Read a question: codes, date and place first, then the intent from the remaining words.
     A named place reads as the word "locality", so the phrasebook can weigh it."""
     text = normalise_question(question)
-    extraction = extract(text, is_code, book.prefixes, book.modifiers, today)
+    extraction = extract(text, is_code, book.prefixes, book.modifiers, today, book.year_cues)
     mention, numbers = find_zip(text, extraction.codes, places.is_locality if places else None, book.modifiers)
     if mention is None and places is not None:
         mention = places.find(text)

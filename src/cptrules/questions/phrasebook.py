@@ -66,6 +66,7 @@ class Phrasebook:
     vocabulary: frozenset[str]
     rewrite: Callable[[str], str]
     correct: Callable[[str], tuple[str, float]]
+    year_cues: tuple[tuple[str, ...], ...] = ()  # phrases beside which a four-digit number is a year
 
 
 def normalise_words(text: str) -> str:
@@ -273,5 +274,6 @@ def compile_phrasebook(doc: dict[str, Any], located: Any, path: str,
         vocabulary=vocabulary,
         rewrite=AbbreviationRewriter(doc.get("abbreviations") or {}),
         correct=WordCorrector(vocabulary, ordinary, min_fuzzy),
+        year_cues=tuple(dict.fromkeys(tuple(cue_words(str(c)).split()) for c in doc.get("year_cues") or ())),
     )
     return (None if problems else book), problems

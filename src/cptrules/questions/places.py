@@ -22,6 +22,7 @@ _IN_NUMBER = re.compile(r"\bin\s+(\d{5})(?![\w-])", re.I)
 # A locality as CMS numbers it: MAC-locality (01112-05), or "MAC 04412 loc 99" / "carrier 09102 locality 04".
 _LOCALITY_ID = re.compile(r"(?<![\w-])(\d{5})-(\d{2})(?![\w-])")
 _MAC_AND_NUMBER = re.compile(r"\b(?:mac|carrier|contractor)\s*#?\s*(\d{5})\s*,?\s*(?:loc|locality)\s*#?\s*(\d{1,2})\b", re.I)
+_FIVE_DIGITS = re.compile(r"\d{5}")
 _NUMBER_AFTER = r"[\s,]{1,3}(\d{5})(?:-(\d{4}))?(?![\w-])"
 _STATE_ABBREVIATIONS = ("AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT "
                         "NE NV NH NJ NM NY NC ND OH OK OR PA PR RI SC SD TN TX UT VT VA VI WA WV WI WY").split()
@@ -44,6 +45,8 @@ def find_zip(text: str, codes: tuple[str, ...], is_locality: Callable[[str], boo
     "locality", or when it is a loaded locality whose number is no modifier (11042-51 is a code)."""
     numbers: set[str] = set()
     mention = None
+    if not _FIVE_DIGITS.search(text):  # every form below holds five digits: most questions stop here
+        return mention, numbers
     for pattern in (_LOCALITY_ID, _MAC_AND_NUMBER):
         for found in pattern.finditer(text):
             key = f"{found.group(1)}-{int(found.group(2)):02d}"
@@ -78,6 +81,9 @@ class PlaceMention:
     locality: str = ""
     state: str = ""
     state_localities: tuple[str, ...] = ()
+
+
+_WORD = re.compile(r"[a-z0-9]+")
 
 
 def _norm(text: str) -> str:
@@ -144,6 +150,10 @@ class PlaceFinder:
             only = self.by_state[state]
             self.aliases[alias] = (only[0] if len(only) == 1 else "", state)
         ordered = sorted(self.aliases, key=lambda a: (-len(a), a))
+        # A name starts with a whole word of the question: a question holding no name's first word
+        # is not searched (the search tries every name at every position).
+        firsts = [re.match(r"[a-z0-9]+", a) for a in ordered]
+        self._first_words = frozenset(m.group(0) for m in firsts if m) if all(firsts) else None
         self._names = re.compile(r"(?<![a-z0-9])(" + "|".join(re.escape(a) for a in ordered) + r")(?![a-z0-9])")
 
 
@@ -152,7 +162,10 @@ class PlaceFinder:
 
     def find(self, text: str) -> PlaceMention | None:
         """The first locality, county or state name in the question."""
-        match = self._names.search(_norm(text))
+        words = _norm(text)
+        if self._first_words is not None and self._first_words.isdisjoint(_WORD.findall(words)):
+            return None
+        match = self._names.search(words)
         if not match:
             return None
         key, state = self.aliases[match.group(1)]

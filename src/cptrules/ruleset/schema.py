@@ -129,6 +129,7 @@ QUESTIONS_SCHEMA: dict[str, Any] = {
         "modifiers": {"type": "array", "items": {"type": "string"}},
         "abbreviations": {"type": "object", "additionalProperties": {"type": "string"}},
         "ordinary_words": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "year_cues": {"type": "array", "items": {"type": "string", "minLength": 1}},
         "word_classes": {"type": "object", "propertyNames": _NAME,
                          "additionalProperties": {"type": "array", "minItems": 1,
                                                   "items": {"type": "string", "minLength": 1}}},

@@ -67,14 +67,31 @@ def data_release(source: DataSource) -> code_pb2.DataRelease:
     return message
 
 
+# Converted firings by the firing object: a cached report's firings recur in every answer about
+# it, and building a FiredRule's maps costs far more than copying one. Each entry holds its
+# firing, so the id stays that object's while the entry lives; bounded by clearing when full.
+_FIRED: dict[int, tuple[Any, code_pb2.FiredRule]] = {}
+_FIRED_MAX = 8192
+
+
+def fired_rule(firing: Any) -> code_pb2.FiredRule:
+    known = _FIRED.get(id(firing))
+    if known is not None and known[0] is firing:
+        return known[1]
+    rule = firing.rule
+    message = code_pb2.FiredRule(
+        rule_id=rule.id, table=rule.table, file=rule.path, line=rule.line, code=firing.code,
+        inputs={k: _text(v) for k, v in firing.inputs.items()},
+        outputs={k: _text(v) for k, v in firing.outputs.items()})
+    if len(_FIRED) >= _FIRED_MAX:
+        _FIRED.clear()
+    _FIRED[id(firing)] = (firing, message)
+    return message
+
+
 def provenance(prov: Provenance) -> code_pb2.Provenance:
     message = code_pb2.Provenance(ruleset_version=prov.ruleset_revision)
-    for firing in prov.fired:
-        rule = firing.rule
-        message.fired_rules.append(code_pb2.FiredRule(
-            rule_id=rule.id, table=rule.table, file=rule.path, line=rule.line, code=firing.code,
-            inputs={k: _text(v) for k, v in firing.inputs.items()},
-            outputs={k: _text(v) for k, v in firing.outputs.items()}))
+    message.fired_rules.extend(fired_rule(firing) for firing in prov.fired)
     message.data_releases.extend(data_release(s) for s in prov.sources)
     if prov.date_of_service:
         message.date_of_service.CopyFrom(to_date(prov.date_of_service))
