@@ -87,6 +87,11 @@ class ReportCache:
         """Bytes held, for a cache sized in bytes; None for one bounded by entries."""
         return self._used if self._sizeof else None
 
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._used = 0
+
     def __len__(self) -> int:
         return len(self._items)
 

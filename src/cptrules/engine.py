@@ -54,6 +54,8 @@ class CodeReport:
     facts: dict[str, Any]
     evaluation: Evaluation
     provenance: Provenance
+    # Answer texts rendered over this report, by intent (see Engine._rendered).
+    rendered: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def on(self, day: str) -> CodeReport:
         """This report for another date of its date class: only the date changes."""
@@ -707,15 +709,14 @@ class Engine:
                             covers_date_of_service=reports[0].facts["pfs_covers_date"], **common)
 
     def _rendered(self, intent: str, report: CodeReport, snap: Snapshot) -> str:
-        """An intent's template rendered over a report, remembered with the report (questions
-        differently worded ask the same of the same report): the entry holds the report, so its
-        id stays that report's while the entry lives."""
-        key = (_RENDERED, intent, id(report))
-        known = snap.derived.get(key)
-        if known is None or known[0] is not report:
-            known = (report, render(snap.ruleset.templates[intent], report.facts))
-            snap.derived.put(key, known)
-        return known[1]
+        """An intent's template rendered over a report, remembered on the report (questions
+        differently worded ask the same of the same report), so it lives and goes with it and
+        the caches' bounds hold."""
+        known = report.rendered.get(intent)
+        if known is None:
+            known = render(snap.ruleset.templates[intent], report.facts)
+            report.rendered[intent] = known
+        return known
 
     def _topic_answer(self, text: str, day: dt.date, common: dict[str, Any],
                       snap: Snapshot) -> AnswerResult | None:
@@ -782,7 +783,6 @@ class Engine:
 
 
 _NORMALISED = object()  # marks answer-cache keys by normalised text apart from raw-text keys
-_RENDERED = object()  # marks rendered answer parts apart from the transports' derived values
 
 
 def _unreadable_date_note(said: str, requested: bool, day: str) -> str:
