@@ -20,11 +20,9 @@ from typing import Any
 @dataclass(frozen=True)
 class CacheBudget:
     """The bytes a snapshot's response caches may hold: half for the responses derived per date
-    class, half for responses remembered by request, shared by the methods in equal parts so a
-    flood of one method's requests cannot evict another's."""
+    class, half for responses remembered by request (a pool the methods share: see BytePool)."""
 
     megabytes: int = 256
-    METHOD_SHARES = 6  # GetCode, BatchGetCodes, ListCodes, GetFaq, AnswerQuestion, GetRuleset
 
     def __post_init__(self) -> None:
         if self.megabytes < 16:
@@ -35,8 +33,39 @@ class CacheBudget:
         return (self.megabytes << 20) // 2
 
     @property
-    def request_bytes_per_method(self) -> int:
-        return (self.megabytes << 20) // 2 // self.METHOD_SHARES
+    def request_bytes(self) -> int:
+        return (self.megabytes << 20) // 2
+
+
+class BytePool:
+    """Bytes several caches share. Any one may grow to the whole pool while the others are idle;
+    past the pool's bound the largest gives up its least recently used entries first, so a flood
+    of one method's requests evicts its own before anyone else's."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._caches: list[ReportCache] = []
+        self._lock = threading.Lock()
+
+    def join(self, cache: ReportCache) -> None:
+        with self._lock:
+            self._caches.append(cache)
+
+    @property
+    def used(self) -> int:
+        return sum(cache.nbytes or 0 for cache in self._caches)
+
+    def settle(self) -> None:
+        """Evict from the largest member until the pool is within its bound. Takes one member's
+        lock at a time, never while holding another's, so members cannot deadlock."""
+        with self._lock:
+            while True:
+                sizes = [(cache.nbytes or 0, index) for index, cache in enumerate(self._caches)]
+                if sum(size for size, _ in sizes) <= self.limit:
+                    return
+                largest = self._caches[max(sizes)[1]]
+                if not largest.drop_oldest():
+                    return
 
 
 class ReportCache:
@@ -47,14 +76,18 @@ class ReportCache:
     Every request passes through several of these, so a hit is an OrderedDict lookup and a
     move (both in C) under one lock, not a pure-Python cache's bookkeeping."""
 
-    def __init__(self, size: int = 50_000, getsizeof: Callable[[Any], int] | None = None) -> None:
+    def __init__(self, size: int = 50_000, getsizeof: Callable[[Any], int] | None = None,
+                 pool: BytePool | None = None) -> None:
         self._items: OrderedDict[Any, Any] = OrderedDict()
         self._limit = size
         self._sizeof = getsizeof
         self._used = 0
         self._lock = threading.Lock()
+        self._pool = pool
         self.hits = 0    # read by the metrics endpoint (hit ratio)
         self.misses = 0
+        if pool is not None:
+            pool.join(self)
 
     def get(self, key: Any) -> Any:
         with self._lock:
@@ -81,6 +114,17 @@ class ReportCache:
             while self._used > self._limit:
                 _, dropped = items.popitem(last=False)
                 self._used -= sizeof(dropped) if sizeof else 1
+        if self._pool is not None:  # after this cache's lock is let go
+            self._pool.settle()
+
+    def drop_oldest(self) -> bool:
+        """Evict the least recently used entry; False when there is none."""
+        with self._lock:
+            if not self._items:
+                return False
+            _, dropped = self._items.popitem(last=False)
+            self._used -= self._sizeof(dropped) if self._sizeof else 1
+            return True
 
     @property
     def nbytes(self) -> int | None:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from . import limits
 
 from .answers.templates import render
-from .caches import CacheBudget, ReportCache, size_of
+from .caches import BytePool, CacheBudget, ReportCache, size_of
 from .cancellation import raise_if_abandoned
 from .codes import normalise_code
 from .data.locality import LocalityInfo, Place, display_name
@@ -132,6 +132,7 @@ class Snapshot:
     # Responses by the request that asked them and the day it was asked on, one cache per
     # method (transports only): see `requests`.
     _requests: dict[str, ReportCache] = field(default_factory=dict, init=False, compare=False, repr=False)
+    _request_pool: BytePool = field(init=False, compare=False, repr=False)
     _requests_lock: threading.Lock = field(default_factory=threading.Lock, init=False,
                                            compare=False, repr=False)
     # Codes already resolved as written, in canonical form: a request naming one skips the
@@ -140,6 +141,7 @@ class Snapshot:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "derived", ReportCache(self.budget.derived_bytes, size_of))
+        object.__setattr__(self, "_request_pool", BytePool(self.budget.request_bytes))
         if self.timeline is None:
             object.__setattr__(self, "timeline", Timeline(self.ruleset, self.data))
 
@@ -156,13 +158,16 @@ class Snapshot:
 
     def requests(self, method: str) -> ReportCache:
         """A method's responses by request, bounded in bytes (values are (bytes, request
-        size) pairs), so neither a flood of one method's requests evicts another's nor a few
-        large pages hold much memory."""
+        size) pairs). The methods share one pool: a flood of one method's requests evicts its
+        own entries first, and a few large pages cannot hold more than the pool."""
         known = self._requests.get(method)
         if known is None:
             with self._requests_lock:  # not the index lock: a first listing may hold that for seconds
-                known = self._requests.setdefault(method, ReportCache(
-                    self.budget.request_bytes_per_method, lambda value: len(value[0]) + value[1] + 100))
+                known = self._requests.get(method)
+                if known is None:
+                    known = ReportCache(self.budget.request_bytes,
+                                        lambda value: len(value[0]) + value[1] + 100, self._request_pool)
+                    self._requests[method] = known
         return known
 
     def caches(self) -> dict[str, ReportCache]:

@@ -156,7 +156,28 @@ def test_the_cache_budget_sizes_the_response_caches_and_survives_a_reload(rules_
     engine = Engine.load(rules_dir, check_data=False, budget=CacheBudget(32))
     first = engine.snapshot
     assert first.derived._limit == 16 << 20
-    assert first.requests("GetCode")._limit == (16 << 20) // CacheBudget.METHOD_SHARES
+    assert first.requests("GetCode")._limit == 16 << 20
+    assert first._request_pool.limit == 16 << 20
     reloaded = engine.reload()
     assert reloaded is not first and reloaded.budget == CacheBudget(32)
     assert reloaded.derived._limit == 16 << 20
+
+
+def test_methods_share_the_pool_and_a_flood_evicts_its_own_first():
+    """One method alone may use the whole pool; when the pool is over, the largest member gives
+    up its oldest entries, so the quiet method's entries stay."""
+    from cptrules.caches import BytePool, ReportCache
+
+    pool = BytePool(1000)
+    quiet, flood = ReportCache(1000, len, pool), ReportCache(1000, len, pool)
+    for n in range(3):
+        quiet.put(n, b"q" * 100)
+    for n in range(9):
+        flood.put(n, b"f" * 100)
+    assert pool.used <= 1000
+    assert all(quiet.get(n) is not None for n in range(3))
+    assert flood.get(0) is None and flood.get(8) is not None
+    alone = ReportCache(1000, len, BytePool(1000))
+    for n in range(10):
+        alone.put(n, b"a" * 100)
+    assert len(alone) == 10  # a method on its own uses the whole pool

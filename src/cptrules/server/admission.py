@@ -26,7 +26,7 @@ import grpc
 from ..cancellation import abandoned_when
 from . import status
 from .auth import bearer_token
-from .handlers import rewrap
+from .handlers import WrappedPerMethod, rewrap
 from .stalls import StallWatch
 
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
@@ -128,6 +128,7 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
         self.peer_by_token = peer_by_token
         self.export_prefix = export_prefix
         self.exempt = exempt
+        self._wrapped = WrappedPerMethod()
 
     def peer(self, context: grpc.ServicerContext) -> str:
         """Who an export place is counted against: the token's id with tokens on (the auth
@@ -155,10 +156,14 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
         handler = continuation(details)
         if handler is None or details.method in self.exempt:
             return handler
+        return self._wrapped.get(details.method, handler, lambda h: self._admitting(details.method, h))
+
+    def _admitting(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """The handler with its calls counted against the gate of their kind."""
         streaming = handler.request_streaming or handler.response_streaming
         if not streaming:
             gate, kind = self.calls, "unary"
-        elif details.method.startswith(self.export_prefix):
+        elif method.startswith(self.export_prefix):
             gate, kind = self.exports, "export"
         else:
             gate, kind = self.streams, "streaming"
@@ -171,7 +176,7 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
                 if kind == "export":
                     self._enter_export(context)
                     stream = behaviour(request, context)
-                    return self.stalls.watch(stream, context, details.method) if self.stalls else stream
+                    return self.stalls.watch(stream, context, method) if self.stalls else stream
                 if not gate.try_enter():
                     context.abort_with_status(status.overloaded(kind, gate.limit))
                 if streaming:

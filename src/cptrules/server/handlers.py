@@ -27,6 +27,25 @@ def rewrap(handler: grpc.RpcMethodHandler, wrap: Callable[[Any], Any],
     return grpc.stream_stream_rpc_method_handler(wrap(handler.stream_stream), **args)
 
 
+class WrappedPerMethod:
+    """An interceptor's wrapped handlers, one per method, reused while the handler it wrapped is
+    the same: interceptors run on every call, and building a handler and its closures each time
+    cost about as much as answering a remembered request. Only methods that have a handler
+    are kept, so the names clients send cannot grow it."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    def get(self, method: str, handler: grpc.RpcMethodHandler,
+            build: Callable[[grpc.RpcMethodHandler], grpc.RpcMethodHandler]) -> grpc.RpcMethodHandler:
+        known = self._known.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        wrapped = build(handler)
+        self._known[method] = (handler, wrapped)
+        return wrapped
+
+
 BytesBehaviour = Callable[[bytes, grpc.ServicerContext], bytes]
 
 

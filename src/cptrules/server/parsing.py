@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 
 from . import status
-from .handlers import rewrap
+from .handlers import WrappedPerMethod, rewrap
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +71,17 @@ class RequestParsingInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, peer_log: PeerLog | None = None) -> None:
         self.peer_log = peer_log or PeerLog()
+        self._wrapped = WrappedPerMethod()
 
     def intercept_service(self, continuation: Any, details: Any) -> Any:
         handler = continuation(details)
         if handler is None or handler.request_streaming or handler.request_deserializer is None:
             return handler
-        parse, method = handler.request_deserializer, details.method
+        return self._wrapped.get(details.method, handler, lambda h: self._parsing(details.method, h))
+
+    def _parsing(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """The handler taking the request's bytes and parsing them itself."""
+        parse = handler.request_deserializer
 
         def wrap(behaviour: Callable[..., Any]) -> Callable[..., Any]:
             def parsed(raw: bytes, context: grpc.ServicerContext) -> Any:
