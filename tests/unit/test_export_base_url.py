@@ -45,6 +45,8 @@ def test_a_base_url_is_normalised(given_url, normalised):
     ('https://example.org/"><x>/', "characters a URL cannot"),
     ("https://example.org/%zz/", "% that is not followed by two hex digits"),
     ("https://example.org/" + "a" * 1100, "longer than 1024 characters"),
+    ("http://[", "an unclosed"),
+    ("https://[::1/", "an unclosed"),
 ])
 def test_a_bad_base_url_is_refused_naming_the_field(bad, says):
     with pytest.raises(InvalidInputError, match=says) as raised:
@@ -54,7 +56,8 @@ def test_a_bad_base_url_is_refused_naming_the_field(bad, says):
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=60) | st.builds(lambda scheme, rest: scheme + rest,
-                                         st.sampled_from(["http://", "https://", "HTTP://", "https:"]),
+                                         st.sampled_from(["http://", "https://", "HTTP://", "https:",
+                                                          "http://[", "https://]"]),
                                          st.text(max_size=40)))
 def test_any_text_is_refused_or_gives_a_usable_base(text):
     try:

@@ -33,7 +33,10 @@ def site_base_url(text: str) -> str:
         raise refuse("holds characters a URL cannot (spaces, quotes, <, > or non-ASCII): percent-encode them")
     if _BAD_PERCENT.search(text):
         raise refuse("has a % that is not followed by two hex digits")
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # unbalanced IPv6 brackets, e.g. "http://["
+        raise refuse("has a host urlsplit cannot read (an unclosed [ or ])") from None
     if parts.scheme.lower() not in ("http", "https") or not text.lower().startswith(parts.scheme.lower() + "://"):
         raise refuse("is not an absolute http:// or https:// URL, e.g. https://codes.example.org/")
     if "?" in text or "#" in text:
