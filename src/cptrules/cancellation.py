@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 from .errors import CptrulesError
 
@@ -20,6 +20,16 @@ class RequestAbandoned(CptrulesError):
     """The caller went away or its deadline passed while the work ran."""
 
     reason = "REQUEST_ABANDONED"
+
+
+def watch(check: Callable[[], bool]) -> Token[Callable[[], bool] | None]:
+    """`abandoned_when` without a context manager, for the per-call path of a server: pass the
+    token to `unwatch` when the work ends."""
+    return _abandoned.set(check)
+
+
+def unwatch(token: Token[Callable[[], bool] | None]) -> None:
+    _abandoned.reset(token)
 
 
 @contextmanager

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from functools import partial
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import grpc
 
-from ..cancellation import abandoned_when
+from ..cancellation import unwatch, watch
 from . import status
 from .auth import bearer_token
 from .handlers import WrappedPerMethod, rewrap
@@ -184,10 +185,11 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
                         gate.leave()
                         context.abort(grpc.StatusCode.CANCELLED, "the call ended before it ran")
                     return behaviour(request, context)
+                token = watch(partial(_abandoned, context))  # long core loops stop early
                 try:
-                    with abandoned_when(lambda: _abandoned(context)):  # long core loops stop early
-                        return behaviour(request, context)
+                    return behaviour(request, context)
                 finally:
+                    unwatch(token)
                     gate.leave()
 
             return admitted
