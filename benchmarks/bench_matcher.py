@@ -85,7 +85,7 @@ def main() -> None:
 
     def new(text):
         def call():
-            answers._cache.clear()  # a question never asked: no remembered answer or reading
+            answers.clear()  # a question never asked: no remembered answer or reading
             convert.answer(engine.answer(text)).SerializeToString(deterministic=True)
         return call
 
