@@ -61,12 +61,12 @@ def _schema() -> Any:
     return schema
 
 
-def _plain(value: Any) -> Any:
+def plain_yaml(value: Any) -> Any:
     """ruamel's round-trip containers and scalars as plain Python values."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_yaml(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain_yaml(v) for v in value]
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
@@ -149,7 +149,7 @@ class _Compiler:
         phrasebook = None
         questions, qsource = self.document(str(manifest["questions"]), _schema().QUESTIONS_SCHEMA)
         if questions is not None and qsource is not None:
-            phrasebook, problems = compile_phrasebook(_plain(questions), questions, qsource.path,
+            phrasebook, problems = compile_phrasebook(plain_yaml(questions), questions, qsource.path,
                                                       template_files)
             self.problems.extend(problems)
             self.phrasebook = None if problems else phrasebook
@@ -219,8 +219,8 @@ class _Compiler:
         for out_name, spec in doc["outputs"].items():
             line = line_of(doc, ["outputs", out_name])
             kind = str(spec["type"])
-            default = _plain(spec["default"])
-            values = tuple(_plain(spec.get("values", [])))
+            default = plain_yaml(spec["default"])
+            values = tuple(plain_yaml(spec.get("values", [])))
             if out_name in self.fact_types:
                 self.problem(name, line, "DUPLICATE_FACT",
                              f"output {out_name!r} is already a fact set elsewhere")
@@ -268,7 +268,7 @@ class _Compiler:
             self.problem(path, line_of(doc, ["rules", index, "when"]), "CEL",
                          f"rule {rule_id!r}, when: {exc}{_suggest(str(exc), env.fact_types)}")
             ok = False
-        sets = _plain(raw.get("set", {}))
+        sets = plain_yaml(raw.get("set", {}))
         for key, value in sets.items():
             out, key_line = self.declared(path, doc, index, "set", key, rule_id, outputs)
             if out is None:
@@ -285,7 +285,7 @@ class _Compiler:
                              + ", ".join(map(str, out.values)))
                 ok = False
         lets = {}
-        for key, text in _plain(raw.get("let", {})).items():
+        for key, text in plain_yaml(raw.get("let", {})).items():
             out, key_line = self.declared(path, doc, index, "let", key, rule_id, outputs)
             if out is None:
                 ok = False
@@ -322,7 +322,7 @@ class _Compiler:
         tests = []
         for index, raw in enumerate(doc.get("tests", []) or []):
             line = line_of(doc, ["tests", index])
-            plain = _plain(raw)
+            plain = plain_yaml(raw)
             before = len(self.problems)
             for part in ("given", "expect"):
                 for key, value in plain[part].items():

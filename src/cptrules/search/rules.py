@@ -13,6 +13,7 @@ from jsonschema import Draft202012Validator
 
 from ..answers.templates import compile_question, render
 from ..errors import RuleFileErrors, RuleProblem, TemplateRenderError
+from ..ruleset.compile import plain_yaml
 from ..ruleset.source import SourceFile, line_of, parse_yaml
 
 FILE = "search.yaml"
@@ -132,7 +133,7 @@ def compile_search_rules(source: SourceFile, template_text: str | None) -> Searc
         problems = [RuleProblem(source.path, 1, "EMPTY_FILE", "the file is empty")]
     if problems:
         raise RuleFileErrors(problems)
-    plain = _plain(doc)
+    plain = plain_yaml(doc)
     problems = [RuleProblem(source.path, line_of(doc, list(e.absolute_path)), "SCHEMA",
                             f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}")
                 for e in Draft202012Validator(SCHEMA).iter_errors(plain)]
@@ -193,17 +194,3 @@ def _sample_render(rules: SearchRules) -> None:
                       "notes": ["a note"], "readings": ["'ov' read as 'office visit'"]})
     except TemplateRenderError as error:
         raise RuleFileErrors([RuleProblem(error.path, error.line, "TEMPLATE", error.detail)]) from None
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, (int, float)):
-        return value + 0
-    if isinstance(value, str):
-        return str(value)
-    return value
