@@ -59,11 +59,8 @@ class BytePool:
         """Evict from the largest member until the pool is within its bound. Takes one member's
         lock at a time, never while holding another's, so members cannot deadlock."""
         with self._lock:
-            while True:
-                sizes = [(cache.nbytes or 0, index) for index, cache in enumerate(self._caches)]
-                if sum(size for size, _ in sizes) <= self.limit:
-                    return
-                largest = self._caches[max(sizes)[1]]
+            while self.used > self.limit:
+                largest = max(self._caches, key=lambda cache: cache.nbytes or 0)
                 if not largest.drop_oldest():
                     return
 

@@ -12,7 +12,7 @@ from rapidfuzz.distance import OSA
 
 from cptrules.questions.matcher import NO_INTENT, interpret
 from cptrules.questions.phrasebook import compile_phrasebook
-from cptrules.ruleset.compile import _plain
+from cptrules.ruleset.compile import plain_yaml
 from cptrules.ruleset.source import SourceFile, parse_yaml
 
 TODAY = dt.date(2026, 11, 27)
@@ -156,7 +156,7 @@ intents:
 def test_a_broken_pattern_is_a_located_problem():
     doc, problems = parse_yaml(SourceFile("questions.yaml", PHRASEBOOK))
     assert problems == []
-    book, problems = compile_phrasebook(_plain(doc), doc, "questions.yaml", {"what_is", "specialties"})
+    book, problems = compile_phrasebook(plain_yaml(doc), doc, "questions.yaml", {"what_is", "specialties"})
     assert book is None
     assert [(p.line, p.kind) for p in problems] == [(6, "SCHEMA"), (7, "SCHEMA"), (8, "SCHEMA")]
     assert "{specialty}" in problems[0].message and "at each end" in problems[1].message
